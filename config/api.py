@@ -1,0 +1,107 @@
+"""One place that turns every API failure into `{"code": ..., "detail": ...}`.
+
+Domain refusals, DRF's own exceptions (authentication, permission, throttling, parsing,
+validation), Django's 404 and PermissionDenied all leave as JSON with a stable code; the detail is
+in the language of the request (Accept-Language, zh-Hans by default).
+"""
+
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, JsonResponse
+from django.utils.translation import gettext as _
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import set_rollback
+
+from config.errors import DomainError
+
+STATUS_BY_CODE = {
+    "invalid_input": status.HTTP_400_BAD_REQUEST,
+    "invalid_token": status.HTTP_400_BAD_REQUEST,
+    "not_authenticated": status.HTTP_401_UNAUTHORIZED,
+    "not_permitted": status.HTTP_403_FORBIDDEN,
+    "not_contracted": status.HTTP_403_FORBIDDEN,
+    "outside_service_area": status.HTTP_403_FORBIDDEN,
+    "not_found": status.HTTP_404_NOT_FOUND,
+    "method_not_allowed": status.HTTP_405_METHOD_NOT_ALLOWED,
+    "rate_limited": status.HTTP_429_TOO_MANY_REQUESTS,
+}
+# Every other domain code is a refusal given the current state of things.
+DEFAULT_DOMAIN_STATUS = status.HTTP_409_CONFLICT
+
+
+def error_body(code: str, detail: str, **extra) -> dict:
+    return {"code": code, "detail": detail, **extra}
+
+
+def _flatten_validation(detail) -> tuple[str, dict]:
+    """The first message of a DRF validation error, plus the field errors for clients."""
+    if isinstance(detail, dict):
+        fields = {key: [str(m) for m in (value if isinstance(value, list) else [value])]
+                  for key, value in detail.items()}
+        first_field, messages = next(iter(fields.items()))
+        return f"{first_field}: {messages[0]}", {"fields": fields}
+    if isinstance(detail, list) and detail:
+        return str(detail[0]), {}
+    return str(detail), {}
+
+
+def exception_handler(exc, context):
+    if isinstance(exc, DomainError):
+        set_rollback()
+        return Response(
+            error_body(exc.code, exc.detail),
+            status=STATUS_BY_CODE.get(exc.code, DEFAULT_DOMAIN_STATUS),
+        )
+    if isinstance(exc, Http404):
+        return Response(error_body("not_found", _("Not found.")), status=404)
+    if isinstance(exc, PermissionDenied):
+        return Response(
+            error_body("not_permitted", _("You are not permitted to do this.")), status=403
+        )
+    if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
+        response = Response(
+            error_body("not_authenticated", _("Sign in first: the credentials are missing or invalid.")),
+            status=401,
+        )
+        response["WWW-Authenticate"] = 'Bearer realm="api"'
+        return response
+    if isinstance(exc, exceptions.PermissionDenied):
+        return Response(
+            error_body("not_permitted", _("You are not permitted to do this.")), status=403
+        )
+    if isinstance(exc, exceptions.Throttled):
+        response = Response(
+            error_body("rate_limited", _("Too many requests; try again in %(seconds)s seconds.")
+                       % {"seconds": exc.wait and int(exc.wait + 0.999) or 1}),
+            status=429,
+        )
+        if exc.wait:
+            response["Retry-After"] = str(int(exc.wait + 0.999))
+        return response
+    if isinstance(exc, exceptions.NotFound):
+        return Response(error_body("not_found", _("Not found.")), status=404)
+    if isinstance(exc, exceptions.MethodNotAllowed):
+        return Response(
+            error_body("method_not_allowed", _("This method is not allowed here.")), status=405
+        )
+    if isinstance(exc, exceptions.ValidationError):
+        detail, extra = _flatten_validation(exc.detail)
+        return Response(error_body("invalid_input", detail, **extra), status=400)
+    if isinstance(exc, exceptions.ParseError | exceptions.UnsupportedMediaType):
+        return Response(
+            error_body("invalid_input", _("The request body is not valid JSON.")), status=400
+        )
+    if isinstance(exc, exceptions.APIException):
+        return Response(error_body(exc.default_code, str(exc.detail)), status=exc.status_code)
+    return None
+
+
+def json_not_found(request, exception=None):
+    return JsonResponse(error_body("not_found", _("Not found.")), status=404)
+
+
+def json_server_error(request):
+    return JsonResponse(
+        error_body("server_error", _("Something went wrong on our side; nothing was changed.")),
+        status=500,
+    )

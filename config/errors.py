@@ -1,0 +1,26 @@
+"""The base of every domain refusal.
+
+Each app has its own subclass in its `errors.py`. A refusal carries a stable snake_case `code`
+(DESIGN.md §5) and a lazily translated message, so the API, pages and commands can each show it
+in the user's language. The API maps `code` to an HTTP status in one place (`config.api`).
+"""
+
+from django.utils.functional import Promise
+
+
+class DomainError(Exception):
+    code: str = "invalid_input"
+
+    def __init__(self, code: str, message: str | Promise, **params):
+        self.code = code
+        self.message = message
+        self.params = params
+        super().__init__(code)
+
+    @property
+    def detail(self) -> str:
+        text = str(self.message)
+        return text % self.params if self.params else text
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.detail}"

@@ -1,0 +1,267 @@
+"""Regions, the senior registry, policies with their tiers and rules, and determinations."""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.db.models.functions import Length
+from django.db.models.lookups import Exact
+from django.utils.translation import gettext_lazy as _
+from djmoney.models.fields import MoneyField
+
+
+class Region(models.Model):
+    class Level(models.TextChoices):
+        DISTRICT = "district", _("District")
+        SUBDISTRICT = "subdistrict", _("Subdistrict")
+        COMMUNITY = "community", _("Community")
+
+    code = models.CharField(_("code"), max_length=12, unique=True)
+    name = models.CharField(_("name"), max_length=100)
+    name_en = models.CharField(_("English name"), max_length=100, blank=True)
+    level = models.CharField(_("level"), max_length=12, choices=Level.choices)
+    parent = models.ForeignKey(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="children"
+    )
+    # Materialised path of codes ("3301/330102/33010201/"): "covers the subtree" is a prefix test.
+    path = models.CharField(max_length=255, unique=True, editable=False)
+
+    class Meta:
+        ordering = ["path"]
+        verbose_name = _("region")
+        verbose_name_plural = _("regions")
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(level="district") & Q(parent__isnull=True))
+                | (~Q(level="district") & Q(parent__isnull=False)),
+                name="region_district_is_root",
+            ),
+            models.CheckConstraint(
+                condition=Q(level__in=["district", "subdistrict", "community"]),
+                name="region_level_valid",
+            ),
+        ]
+
+    def __str__(self):
+        return self.name
+
+    def save(self, *args, **kwargs):
+        self.path = f"{self.parent.path if self.parent_id else ''}{self.code}/"
+        super().save(*args, **kwargs)
+
+
+class Senior(models.Model):
+    """One record per person (一人一档), keyed by the normalised ID-card number."""
+
+    class Sex(models.TextChoices):
+        MALE = "M", _("Male")
+        FEMALE = "F", _("Female")
+
+    class SelfCare(models.TextChoices):
+        INDEPENDENT = "independent", _("Independent")
+        PARTIAL = "partial", _("Partly dependent")
+        DISABLED = "disabled", _("Disabled (cannot care for self)")
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", _("Active")
+        MOVED_AWAY = "moved_away", _("Moved away")
+        DECEASED = "deceased", _("Deceased")
+
+    id_card_number = models.CharField(_("ID-card number"), max_length=18, unique=True)
+    name = models.CharField(_("name"), max_length=50)
+    birth_date = models.DateField(_("birth date"))
+    sex = models.CharField(_("sex"), max_length=1, choices=Sex.choices)
+    community = models.ForeignKey(
+        Region, on_delete=models.PROTECT, related_name="seniors", verbose_name=_("community")
+    )
+    phone = models.CharField(_("phone"), max_length=20, blank=True)
+    address = models.CharField(_("address"), max_length=200, blank=True)
+
+    # The facts the rules read (DESIGN.md §4.1 and §4.4).
+    self_care = models.CharField(
+        _("self-care ability"), max_length=12, choices=SelfCare.choices, default=SelfCare.INDEPENDENT
+    )
+    lives_alone = models.BooleanField(_("lives alone"), default=False)
+    empty_nest = models.BooleanField(_("empty-nest (no children in the city)"), default=False)
+    left_behind = models.BooleanField(_("left-behind"), default=False)
+    receives_dibao = models.BooleanField(_("receives minimum-living allowance (低保)"), default=False)
+    receives_civil_affairs_assistance = models.BooleanField(
+        _("receives civil-affairs assistance"), default=False
+    )
+    special_care_recipient = models.BooleanField(_("key special-care recipient (重点优抚)"), default=False)
+    three_no = models.BooleanField(_("three-no / extreme hardship (三无/特困)"), default=False)
+    five_old = models.BooleanField(_("revolutionary five-old (五老)"), default=False)
+    hardship_assessed = models.BooleanField(_("community-assessed hardship"), default=False)
+    family_planning_special = models.BooleanField(_("family-planning special family"), default=False)
+    dementia = models.BooleanField(_("dementia"), default=False)
+    couple_one_disabled = models.BooleanField(_("couple, one disabled or demented"), default=False)
+    cares_for_disabled_child = models.BooleanField(_("cares for a disabled or demented child"), default=False)
+    special_difficulty = models.BooleanField(_("special-difficulty senior"), default=False)
+
+    status = models.CharField(_("status"), max_length=12, choices=Status.choices, default=Status.ACTIVE)
+    status_date = models.DateField(_("status date"))
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["id"]
+        verbose_name = _("senior")
+        verbose_name_plural = _("seniors")
+        constraints = [
+            models.CheckConstraint(
+                condition=Exact(Length("id_card_number"), 18), name="senior_id_card_18_chars"
+            ),
+            models.CheckConstraint(condition=Q(sex__in=["M", "F"]), name="senior_sex_valid"),
+            models.CheckConstraint(
+                condition=Q(status__in=["active", "moved_away", "deceased"]), name="senior_status_valid"
+            ),
+        ]
+        indexes = [models.Index(fields=["community", "status"])]
+
+    def __str__(self):
+        return self.masked_name
+
+    @property
+    def masked_name(self) -> str:
+        """张*明: enough for the senior to recognise, not enough to identify."""
+        if len(self.name) <= 1:
+            return self.name
+        if len(self.name) == 2:
+            return self.name[0] + "*"
+        return self.name[0] + "*" * (len(self.name) - 2) + self.name[-1]
+
+    @property
+    def masked_id_card_number(self) -> str:
+        return self.id_card_number[:3] + "*" * 11 + self.id_card_number[-4:]
+
+
+class Policy(models.Model):
+    """A versioned, effective-dated set of eligibility rules and the terms of each tier."""
+
+    code = models.CharField(_("code"), max_length=40)
+    version = models.PositiveIntegerField(_("version"), default=1)
+    name = models.CharField(_("name"), max_length=100)
+    effective_from = models.DateField(_("effective from"))
+    effective_until = models.DateField(_("effective until"), null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-effective_from", "-version"]
+        verbose_name = _("policy")
+        verbose_name_plural = _("policies")
+        constraints = [
+            models.UniqueConstraint(fields=["code", "version"], name="policy_code_version_unique"),
+            models.CheckConstraint(
+                condition=Q(effective_until__isnull=True) | Q(effective_until__gte=models.F("effective_from")),
+                name="policy_effective_window_valid",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.name} v{self.version}"
+
+
+class Tier(models.Model):
+    """The terms of one pricing tier under one policy (服务类别). Tiers are data, not code."""
+
+    policy = models.ForeignKey(Policy, on_delete=models.PROTECT, related_name="tiers")
+    code = models.SlugField(_("code"), max_length=30)
+    name = models.CharField(_("name"), max_length=50)
+    name_en = models.CharField(_("English name"), max_length=50, blank=True)
+    # 1 is the most favourable; a senior matching several tiers gets the lowest rank.
+    rank = models.PositiveSmallIntegerField(_("favourability rank"))
+    government_share_rate = models.DecimalField(_("government share rate"), max_digits=5, decimal_places=4)
+    monthly_face_value = MoneyField(
+        _("monthly face value"), max_digits=12, decimal_places=2, default_currency="CNY"
+    )
+
+    class Meta:
+        ordering = ["policy", "rank"]
+        verbose_name = _("tier")
+        verbose_name_plural = _("tiers")
+        constraints = [
+            models.UniqueConstraint(fields=["policy", "code"], name="tier_code_unique_in_policy"),
+            models.UniqueConstraint(fields=["policy", "rank"], name="tier_rank_unique_in_policy"),
+            models.CheckConstraint(
+                condition=Q(government_share_rate__gte=0) & Q(government_share_rate__lte=1),
+                name="tier_government_share_rate_0_1",
+            ),
+            models.CheckConstraint(condition=Q(monthly_face_value__gte=0), name="tier_face_value_non_negative"),
+        ]
+
+    def __str__(self):
+        return self.name
+
+
+class PolicyRule(models.Model):
+    """A rule of a policy: which registered rule (by code) grants which tier.
+
+    The predicates themselves live in `eligibility.rules` (a registry of named conditions over the
+    senior's facts); the policy decides which of them apply and what each one grants.
+    """
+
+    policy = models.ForeignKey(Policy, on_delete=models.CASCADE, related_name="rules")
+    code = models.SlugField(_("rule code"), max_length=50)
+    tier = models.ForeignKey(Tier, on_delete=models.PROTECT, related_name="rules")
+    description = models.CharField(_("description"), max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["policy", "tier__rank", "code"]
+        verbose_name = _("policy rule")
+        verbose_name_plural = _("policy rules")
+        constraints = [
+            models.UniqueConstraint(fields=["policy", "code"], name="policy_rule_code_unique"),
+        ]
+
+    def __str__(self):
+        return self.code
+
+
+class CareVisitClass(models.TextChoices):
+    A = "A", _("Class A: a home visit every month")
+    B = "B", _("Class B: a visit every month, a home visit every six months")
+    C = "C", _("Class C: a visit every month, a home visit every year")
+
+
+class Determination(models.Model):
+    """The outcome of evaluating one senior against a policy (认定).
+
+    A new row is written only when the outcome changes; exactly one row per senior is current,
+    which the database enforces with a partial unique index.
+    """
+
+    senior = models.ForeignKey(Senior, on_delete=models.PROTECT, related_name="determinations")
+    policy = models.ForeignKey(Policy, on_delete=models.PROTECT, related_name="determinations")
+    tier = models.ForeignKey(Tier, on_delete=models.PROTECT, related_name="determinations")
+    care_visit_class = models.CharField(
+        _("care-visit class"), max_length=1, choices=CareVisitClass.choices, blank=True
+    )
+    matched_rules = models.JSONField(_("matched rules"), default=list)
+    as_of = models.DateField(_("as of"))
+    is_current = models.BooleanField(default=True)
+    determined_at = models.DateTimeField(auto_now_add=True)
+    determined_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-id"]
+        verbose_name = _("determination")
+        verbose_name_plural = _("determinations")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["senior"], condition=Q(is_current=True), name="determination_one_current_per_senior"
+            ),
+            models.CheckConstraint(
+                condition=Q(care_visit_class__in=["", "A", "B", "C"]), name="determination_care_class_valid"
+            ),
+        ]
+        indexes = [models.Index(fields=["tier", "is_current"])]
+
+    def __str__(self):
+        return f"{self.senior_id}: {self.tier.code} ({self.as_of})"

@@ -1,0 +1,5 @@
+from config.errors import DomainError
+
+
+class ProviderError(DomainError):
+    """A refusal of the providers app (providers, contracts, staff, devices)."""

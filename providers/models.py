@@ -1,0 +1,158 @@
+"""Providers, the service catalogue, contracts with prices and areas, staff and their devices."""
+
+import hashlib
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+from django.utils.translation import gettext_lazy as _
+from djmoney.models.fields import MoneyField
+
+
+class Provider(models.Model):
+    """A contracted service company or station (加盟服务商户)."""
+
+    code = models.SlugField(_("code"), max_length=30, unique=True)
+    name = models.CharField(_("name"), max_length=100)
+    name_en = models.CharField(_("English name"), max_length=100, blank=True)
+    # Unified social credit code (统一社会信用代码), validated with stdnum's cn.uscc.
+    credit_code = models.CharField(_("unified social credit code"), max_length=18, unique=True)
+    contact_phone = models.CharField(_("contact phone"), max_length=20, blank=True)
+    is_active = models.BooleanField(_("active"), default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["code"]
+        verbose_name = _("provider")
+        verbose_name_plural = _("providers")
+
+    def __str__(self):
+        return self.name
+
+
+class ServiceItem(models.Model):
+    class Unit(models.TextChoices):
+        HOUR = "hour", _("hour")
+        VISIT = "visit", _("visit")
+        MEAL = "meal", _("meal")
+
+    class Category(models.TextChoices):
+        CARE = "care", _("Daily care")
+        HOUSEKEEPING = "housekeeping", _("Housekeeping")
+        ERRANDS = "errands", _("Shopping and errands")
+        COMPANIONSHIP = "companionship", _("Companionship")
+
+    code = models.SlugField(_("code"), max_length=30, unique=True)
+    name = models.CharField(_("name"), max_length=50)
+    name_en = models.CharField(_("English name"), max_length=50, blank=True)
+    unit = models.CharField(_("unit"), max_length=10, choices=Unit.choices)
+    category = models.CharField(_("category"), max_length=20, choices=Category.choices)
+    is_active = models.BooleanField(_("active"), default=True)
+
+    class Meta:
+        ordering = ["code"]
+        verbose_name = _("service item")
+        verbose_name_plural = _("service items")
+        constraints = [
+            models.CheckConstraint(condition=Q(unit__in=["hour", "visit", "meal"]), name="service_item_unit_valid"),
+        ]
+
+    def __str__(self):
+        return self.name
+
+
+class Contract(models.Model):
+    """A provider's service agreement (服务协议): period, priced items and service area."""
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", _("Active")
+        SUSPENDED = "suspended", _("Suspended")
+        TERMINATED = "terminated", _("Terminated")
+
+    provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="contracts")
+    number = models.CharField(_("contract number"), max_length=40, unique=True)
+    starts_on = models.DateField(_("starts on"))
+    ends_on = models.DateField(_("ends on"))
+    status = models.CharField(_("status"), max_length=12, choices=Status.choices, default=Status.ACTIVE)
+    # Each region covers its whole subtree (a subdistrict covers its communities).
+    service_area = models.ManyToManyField(
+        "eligibility.Region", related_name="contracts", verbose_name=_("service area")
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["provider", "-starts_on"]
+        verbose_name = _("contract")
+        verbose_name_plural = _("contracts")
+        constraints = [
+            models.CheckConstraint(condition=Q(ends_on__gte=F("starts_on")), name="contract_period_valid"),
+            models.CheckConstraint(
+                condition=Q(status__in=["active", "suspended", "terminated"]), name="contract_status_valid"
+            ),
+        ]
+
+    def __str__(self):
+        return self.number
+
+
+class ContractItem(models.Model):
+    contract = models.ForeignKey(Contract, on_delete=models.CASCADE, related_name="items")
+    service_item = models.ForeignKey(ServiceItem, on_delete=models.PROTECT, related_name="contract_items")
+    unit_price = MoneyField(_("unit price"), max_digits=10, decimal_places=2, default_currency="CNY")
+
+    class Meta:
+        ordering = ["contract", "service_item__code"]
+        verbose_name = _("contract item")
+        verbose_name_plural = _("contract items")
+        constraints = [
+            models.UniqueConstraint(fields=["contract", "service_item"], name="contract_item_unique"),
+            models.CheckConstraint(condition=Q(unit_price__gt=0), name="contract_item_price_positive"),
+        ]
+
+    def __str__(self):
+        return f"{self.contract} {self.service_item.code} {self.unit_price}"
+
+
+class StaffMember(models.Model):
+    """A user working for one provider; scans vouchers from a signed-in device."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="staff_member")
+    provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="staff")
+    employee_number = models.CharField(_("employee number"), max_length=30)
+    display_name = models.CharField(_("display name"), max_length=50)
+    is_active = models.BooleanField(_("active"), default=True)
+
+    class Meta:
+        ordering = ["provider", "employee_number"]
+        verbose_name = _("staff member")
+        verbose_name_plural = _("staff members")
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "employee_number"], name="staff_employee_number_unique"),
+        ]
+
+    def __str__(self):
+        return self.display_name
+
+
+class Device(models.Model):
+    """A staff member's signed-in phone (扫码设备). Only a hash of its token is stored."""
+
+    staff = models.ForeignKey(StaffMember, on_delete=models.PROTECT, related_name="devices")
+    token_hash = models.CharField(max_length=64, unique=True)
+    token_prefix = models.CharField(max_length=8)
+    name = models.CharField(_("device name"), max_length=100, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = _("device")
+        verbose_name_plural = _("devices")
+
+    def __str__(self):
+        return f"{self.staff} {self.token_prefix}…"
+
+    @staticmethod
+    def hash_token(raw_token: str) -> str:
+        return hashlib.sha256(raw_token.encode()).hexdigest()
