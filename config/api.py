@@ -5,6 +5,8 @@ validation), Django's 404 and PermissionDenied all leave as JSON with a stable c
 in the language of the request (Accept-Language, zh-Hans by default).
 """
 
+import math
+
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, JsonResponse
 from django.utils.translation import gettext as _
@@ -36,8 +38,10 @@ def error_body(code: str, detail: str, **extra) -> dict:
 def _flatten_validation(detail) -> tuple[str, dict]:
     """The first message of a DRF validation error, plus the field errors for clients."""
     if isinstance(detail, dict):
-        fields = {key: [str(m) for m in (value if isinstance(value, list) else [value])]
-                  for key, value in detail.items()}
+        fields = {
+            key: [str(m) for m in (value if isinstance(value, list) else [value])]
+            for key, value in detail.items()
+        }
         first_field, messages = next(iter(fields.items()))
         return f"{first_field}: {messages[0]}", {"fields": fields}
     if isinstance(detail, list) and detail:
@@ -55,9 +59,7 @@ def exception_handler(exc, context):
     if isinstance(exc, Http404):
         return Response(error_body("not_found", _("Not found.")), status=404)
     if isinstance(exc, PermissionDenied):
-        return Response(
-            error_body("not_permitted", _("You are not permitted to do this.")), status=403
-        )
+        return Response(error_body("not_permitted", _("You are not permitted to do this.")), status=403)
     if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
         response = Response(
             error_body("not_authenticated", _("Sign in first: the credentials are missing or invalid.")),
@@ -66,31 +68,27 @@ def exception_handler(exc, context):
         response["WWW-Authenticate"] = 'Bearer realm="api"'
         return response
     if isinstance(exc, exceptions.PermissionDenied):
-        return Response(
-            error_body("not_permitted", _("You are not permitted to do this.")), status=403
-        )
+        return Response(error_body("not_permitted", _("You are not permitted to do this.")), status=403)
     if isinstance(exc, exceptions.Throttled):
+        seconds = max(1, math.ceil(exc.wait or 1))
         response = Response(
-            error_body("rate_limited", _("Too many requests; try again in %(seconds)s seconds.")
-                       % {"seconds": exc.wait and int(exc.wait + 0.999) or 1}),
+            error_body(
+                "rate_limited",
+                _("Too many requests; try again in %(seconds)s seconds.") % {"seconds": seconds},
+            ),
             status=429,
         )
-        if exc.wait:
-            response["Retry-After"] = str(int(exc.wait + 0.999))
+        response["Retry-After"] = str(seconds)
         return response
     if isinstance(exc, exceptions.NotFound):
         return Response(error_body("not_found", _("Not found.")), status=404)
     if isinstance(exc, exceptions.MethodNotAllowed):
-        return Response(
-            error_body("method_not_allowed", _("This method is not allowed here.")), status=405
-        )
+        return Response(error_body("method_not_allowed", _("This method is not allowed here.")), status=405)
     if isinstance(exc, exceptions.ValidationError):
         detail, extra = _flatten_validation(exc.detail)
         return Response(error_body("invalid_input", detail, **extra), status=400)
     if isinstance(exc, exceptions.ParseError | exceptions.UnsupportedMediaType):
-        return Response(
-            error_body("invalid_input", _("The request body is not valid JSON.")), status=400
-        )
+        return Response(error_body("invalid_input", _("The request body is not valid JSON.")), status=400)
     if isinstance(exc, exceptions.APIException):
         return Response(error_body(exc.default_code, str(exc.detail)), status=exc.status_code)
     return None

@@ -157,7 +157,8 @@ class Policy(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["code", "version"], name="policy_code_version_unique"),
             models.CheckConstraint(
-                condition=Q(effective_until__isnull=True) | Q(effective_until__gte=models.F("effective_from")),
+                condition=Q(effective_until__isnull=True)
+                | Q(effective_until__gte=models.F("effective_from")),
                 name="policy_effective_window_valid",
             ),
         ]
@@ -191,7 +192,9 @@ class Tier(models.Model):
                 condition=Q(government_share_rate__gte=0) & Q(government_share_rate__lte=1),
                 name="tier_government_share_rate_0_1",
             ),
-            models.CheckConstraint(condition=Q(monthly_face_value__gte=0), name="tier_face_value_non_negative"),
+            models.CheckConstraint(
+                condition=Q(monthly_face_value__gte=0), name="tier_face_value_non_negative"
+            ),
         ]
 
     def __str__(self):

@@ -54,7 +54,9 @@ class ServiceItem(models.Model):
         verbose_name = _("service item")
         verbose_name_plural = _("service items")
         constraints = [
-            models.CheckConstraint(condition=Q(unit__in=["hour", "visit", "meal"]), name="service_item_unit_valid"),
+            models.CheckConstraint(
+                condition=Q(unit__in=["hour", "visit", "meal"]), name="service_item_unit_valid"
+            ),
         ]
 
     def __str__(self):
@@ -116,7 +118,9 @@ class ContractItem(models.Model):
 class StaffMember(models.Model):
     """A user working for one provider; scans vouchers from a signed-in device."""
 
-    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="staff_member")
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="staff_member"
+    )
     provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="staff")
     employee_number = models.CharField(_("employee number"), max_length=30)
     display_name = models.CharField(_("display name"), max_length=50)
@@ -127,7 +131,9 @@ class StaffMember(models.Model):
         verbose_name = _("staff member")
         verbose_name_plural = _("staff members")
         constraints = [
-            models.UniqueConstraint(fields=["provider", "employee_number"], name="staff_employee_number_unique"),
+            models.UniqueConstraint(
+                fields=["provider", "employee_number"], name="staff_employee_number_unique"
+            ),
         ]
 
     def __str__(self):

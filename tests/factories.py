@@ -20,7 +20,7 @@ def make_id_card_number(*, birth_date: dt.date = dt.date(1945, 3, 1), sex: str =
     serial = next(_serial) if serial is None else serial
     sequence = (serial % 500) * 2 + (1 if sex == "M" else 0)  # odd = male
     body = f"330106{birth_date:%Y%m%d}{sequence:03d}"
-    return body + ric.calc_check_digit(body)
+    return body + ric.calc_check_digit(body + "0")  # it expects a placeholder check digit
 
 
 def make_credit_code(serial: int) -> str:
@@ -41,8 +41,12 @@ class RegionFactory(factory.django.DjangoModelFactory):
 
 def make_community(code_prefix="T") -> Region:
     district = RegionFactory(code=f"{code_prefix}D", name="西湖区", level=Region.Level.DISTRICT)
-    subdistrict = RegionFactory(code=f"{code_prefix}S", name="北山街道", level=Region.Level.SUBDISTRICT, parent=district)
-    return RegionFactory(code=f"{code_prefix}C", name="保俶社区", level=Region.Level.COMMUNITY, parent=subdistrict)
+    subdistrict = RegionFactory(
+        code=f"{code_prefix}S", name="北山街道", level=Region.Level.SUBDISTRICT, parent=district
+    )
+    return RegionFactory(
+        code=f"{code_prefix}C", name="保俶社区", level=Region.Level.COMMUNITY, parent=subdistrict
+    )
 
 
 class SeniorFactory(factory.django.DjangoModelFactory):

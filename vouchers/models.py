@@ -49,9 +49,13 @@ class Voucher(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["senior", "period"], name="voucher_one_per_senior_month"),
             models.CheckConstraint(condition=Q(balance__gte=0), name="voucher_balance_non_negative"),
-            models.CheckConstraint(condition=Q(balance__lte=F("face_value")), name="voucher_balance_le_face_value"),
+            models.CheckConstraint(
+                condition=Q(balance__lte=F("face_value")), name="voucher_balance_le_face_value"
+            ),
             models.CheckConstraint(condition=Q(face_value__gte=0), name="voucher_face_value_non_negative"),
-            models.CheckConstraint(condition=Q(valid_until__gte=F("valid_from")), name="voucher_validity_valid"),
+            models.CheckConstraint(
+                condition=Q(valid_until__gte=F("valid_from")), name="voucher_validity_valid"
+            ),
             models.CheckConstraint(
                 condition=Q(government_share_rate__gte=0) & Q(government_share_rate__lte=1),
                 name="voucher_share_rate_0_1",
@@ -100,11 +104,17 @@ class Redemption(models.Model):
         verbose_name = _("redemption")
         verbose_name_plural = _("redemptions")
         constraints = [
-            models.UniqueConstraint(fields=["provider", "idempotency_key"], name="redemption_idempotency_unique"),
+            models.UniqueConstraint(
+                fields=["provider", "idempotency_key"], name="redemption_idempotency_unique"
+            ),
             models.CheckConstraint(condition=Q(quantity__gt=0), name="redemption_quantity_positive"),
             models.CheckConstraint(condition=Q(amount__gte=0), name="redemption_amount_non_negative"),
-            models.CheckConstraint(condition=Q(government_share__gte=0), name="redemption_gov_share_non_negative"),
-            models.CheckConstraint(condition=Q(senior_share__gte=0), name="redemption_senior_share_non_negative"),
+            models.CheckConstraint(
+                condition=Q(government_share__gte=0), name="redemption_gov_share_non_negative"
+            ),
+            models.CheckConstraint(
+                condition=Q(senior_share__gte=0), name="redemption_senior_share_non_negative"
+            ),
             models.CheckConstraint(
                 condition=Q(amount=F("government_share") + F("senior_share")), name="redemption_shares_add_up"
             ),

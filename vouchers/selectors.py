@@ -1,0 +1,113 @@
+"""Reads of the vouchers app, and the checks a scan must pass (shared by verify and redeem)."""
+
+import datetime as dt
+from dataclasses import dataclass
+
+from django.utils.translation import gettext_lazy as _
+
+from providers.selectors import contract_items_for, contracts_covering
+from vouchers import tokens
+from vouchers.errors import VoucherError
+from vouchers.models import ClosedMonth, Redemption, Voucher
+
+
+def parse_scanned_token(scanned: str) -> tokens.ParsedToken:
+    parsed = tokens.parse_token(scanned)
+    if parsed is None:
+        raise VoucherError("invalid_token", _("This code is not a valid voucher code."))
+    return parsed
+
+
+def check_voucher_usable(*, voucher: Voucher, token_version: int, today: dt.date) -> None:
+    """Refuse a voucher that cannot be used today: revoked, not yet valid, expired."""
+    if voucher.status == Voucher.Status.REVOKED or token_version != voucher.token_version:
+        raise VoucherError(
+            "voucher_revoked",
+            _("This voucher code has been revoked; ask the community worker for the new one."),
+        )
+    if today < voucher.valid_from:
+        raise VoucherError(
+            "voucher_not_yet_valid",
+            _("This voucher is valid from %(date)s."),
+            date=voucher.valid_from.isoformat(),
+        )
+    if voucher.status == Voucher.Status.EXPIRED or today > voucher.valid_until:
+        raise VoucherError(
+            "voucher_expired", _("This voucher expired on %(date)s."), date=voucher.valid_until.isoformat()
+        )
+
+
+def check_month_open(*, month: dt.date) -> None:
+    if ClosedMonth.objects.filter(month=month).exists():
+        raise VoucherError(
+            "period_closed", _("%(month)s has been settled; it can no longer change."), month=f"{month:%Y-%m}"
+        )
+
+
+def items_available(*, voucher: Voucher, provider, today: dt.date) -> list:
+    """The provider's contract items (one per service item) whose contract covers the senior."""
+    candidates = list(contract_items_for(provider=provider, on=today))
+    covering = contracts_covering(
+        contract_ids={item.contract_id for item in candidates}, region_path=voucher.senior.community.path
+    )
+    chosen = {}
+    for item in candidates:  # newest contract first within each service item
+        if item.contract_id in covering:
+            chosen.setdefault(item.service_item.code, item)
+    return list(chosen.values())
+
+
+def contract_item_for(*, voucher: Voucher, provider, service_item_code: str, today: dt.date):
+    """The contract item to price a service with, or a refusal that says why there is none."""
+    candidates = [
+        item
+        for item in contract_items_for(provider=provider, on=today)
+        if item.service_item.code == service_item_code
+    ]
+    if not candidates:
+        raise VoucherError(
+            "not_contracted",
+            _("Your organisation has no contract for this service (%(item)s) today."),
+            item=service_item_code,
+        )
+    covering = contracts_covering(
+        contract_ids={item.contract_id for item in candidates}, region_path=voucher.senior.community.path
+    )
+    for item in candidates:
+        if item.contract_id in covering:
+            return item
+    raise VoucherError(
+        "outside_service_area", _("This senior lives outside your organisation's contracted service area.")
+    )
+
+
+@dataclass(frozen=True)
+class ScanView:
+    """What a scanner may see of a voucher: no ID number, a masked name."""
+
+    voucher: Voucher
+    masked_name: str
+    items: list
+
+
+def voucher_for_scan(*, scanned: str, provider, today: dt.date) -> ScanView:
+    parsed = parse_scanned_token(scanned)
+    voucher = Voucher.objects.select_related("senior__community", "tier").filter(pk=parsed.voucher_id).first()
+    if voucher is None:
+        raise VoucherError("invalid_token", _("This code is not a valid voucher code."))
+    check_voucher_usable(voucher=voucher, token_version=parsed.version, today=today)
+    items = items_available(voucher=voucher, provider=provider, today=today)
+    if not items:
+        raise VoucherError(
+            "outside_service_area",
+            _("This senior lives outside your organisation's contracted service area."),
+        )
+    return ScanView(voucher=voucher, masked_name=voucher.senior.masked_name, items=items)
+
+
+def recent_redemptions_for_device(*, device, limit: int = 50):
+    return (
+        Redemption.objects.select_related("service_item", "voucher__senior", "void")
+        .filter(device=device)
+        .order_by("-recorded_at", "-id")[:limit]
+    )

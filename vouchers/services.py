@@ -1,0 +1,311 @@
+"""Writes of the vouchers app: issuance, redemption and voids.
+
+Redemption follows DESIGN.md §3: verify the token, lock the voucher row, re-check everything
+under the lock, price with `billing.pricing`, insert the redemption and debit the balance in the
+same transaction.
+"""
+
+import datetime as dt
+import hashlib
+import re
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from djmoney.money import Money
+
+from billing import pricing
+from config.months import last_day, local_date, month_of
+from eligibility.models import Determination, Senior
+from vouchers import tokens
+from vouchers.errors import VoucherError
+from vouchers.models import Redemption, RedemptionVoid, ScanAttempt, Voucher
+from vouchers.selectors import check_month_open, check_voucher_usable, contract_item_for, parse_scanned_token
+
+CURRENCY = "CNY"
+IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9_.:-]{8,64}$")
+MAX_QUANTITY = Decimal("99.99")
+WHOLE_UNITS = {"visit", "meal"}
+
+
+@dataclass(frozen=True)
+class IssueResult:
+    period: dt.date
+    issued: int
+    expired: int
+
+
+@transaction.atomic
+def issue_vouchers(*, period: dt.date, now: dt.datetime | None = None) -> IssueResult:
+    """Issue `period`'s voucher to every active senior with a current determination.
+
+    One INSERT … SELECT; the unique (senior, month) constraint makes it idempotent, so a second
+    run issues nothing. Face value and share rate are snapshots of the tier's terms. Vouchers of
+    earlier months still active are expired in the same transaction.
+    """
+    if period.day != 1:
+        raise VoucherError("invalid_input", _("A voucher period is a month (its first day)."))
+    now = now or timezone.now()
+    voucher, determination, senior = Voucher._meta, Determination._meta, Senior._meta
+    tier = Determination._meta.get_field("tier").related_model._meta
+    sql = f"""
+        INSERT INTO {voucher.db_table} (
+            senior_id, determination_id, period, tier_id, tier_code, government_share_rate,
+            face_value, face_value_currency, balance, balance_currency,
+            valid_from, valid_until, status, token_version, issued_at
+        )
+        SELECT d.senior_id, d.id, %s, t.id, t.code, t.government_share_rate,
+               t.monthly_face_value, %s, t.monthly_face_value, %s,
+               %s, %s, %s, 1, %s
+        FROM {determination.db_table} d
+        JOIN {tier.db_table} t ON t.id = d.tier_id
+        JOIN {senior.db_table} s ON s.id = d.senior_id
+        WHERE d.is_current = %s AND s.status = %s
+        ON CONFLICT (senior_id, period) DO NOTHING
+    """  # noqa: S608 - table names come from model metadata, values are parameters
+    ops = connection.ops
+    params = [
+        ops.adapt_datefield_value(period),
+        CURRENCY,
+        CURRENCY,
+        ops.adapt_datefield_value(period),
+        ops.adapt_datefield_value(last_day(period)),
+        Voucher.Status.ACTIVE,
+        ops.adapt_datetimefield_value(now),
+        True,
+        Senior.Status.ACTIVE,
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        issued = max(cursor.rowcount, 0)
+    expired = Voucher.objects.filter(period__lt=period, status=Voucher.Status.ACTIVE).update(
+        status=Voucher.Status.EXPIRED
+    )
+    return IssueResult(period=period, issued=issued, expired=expired)
+
+
+@dataclass(frozen=True)
+class RedeemResult:
+    redemption: Redemption
+    replayed: bool
+
+    @property
+    def remaining_balance(self) -> Money:
+        return self.redemption.voucher.balance
+
+
+def _parse_quantity(quantity) -> Decimal:
+    try:
+        value = Decimal(str(quantity))
+    except (InvalidOperation, ValueError, TypeError):
+        value = None
+    if (
+        value is None
+        or not value.is_finite()
+        or value <= 0
+        or value > MAX_QUANTITY
+        or value != value.quantize(Decimal("0.01"))
+    ):
+        raise VoucherError(
+            "invalid_input",
+            _("The quantity must be a number greater than 0 and at most 99.99, in steps of 0.01."),
+        )
+    return value
+
+
+def _replay(*, provider, idempotency_key, voucher_id, service_item_code, quantity) -> RedeemResult | None:
+    """The redemption already recorded under this key, if the request is the same one again."""
+    existing = (
+        Redemption.objects.select_related("voucher", "service_item")
+        .filter(provider=provider, idempotency_key=idempotency_key)
+        .first()
+    )
+    if existing is None:
+        return None
+    if (existing.voucher_id, existing.service_item.code, existing.quantity) != (
+        voucher_id,
+        service_item_code,
+        quantity,
+    ):
+        raise VoucherError(
+            "idempotency_conflict", _("This idempotency key was already used for a different redemption.")
+        )
+    return RedeemResult(redemption=existing, replayed=True)
+
+
+def redeem(
+    *,
+    token: str,
+    service_item_code: str,
+    quantity,
+    idempotency_key: str,
+    staff,
+    device=None,
+    now: dt.datetime | None = None,
+) -> RedeemResult:
+    """Record one service against a voucher, priced now, debiting the government share.
+
+    Locks the voucher row (SELECT … FOR UPDATE) and re-checks under the lock, so the balance
+    never goes below zero nor is spent twice. A repeated `idempotency_key` (per provider) returns
+    the first redemption. Refuses: invalid_input, invalid_token, voucher_revoked,
+    voucher_not_yet_valid, voucher_expired, period_closed, not_contracted, outside_service_area,
+    not_permitted, idempotency_conflict.
+    """
+    now = now or timezone.now()
+    parsed = parse_scanned_token(token)
+    quantity = _parse_quantity(quantity)
+    if not IDEMPOTENCY_KEY.match(idempotency_key or ""):
+        raise VoucherError(
+            "invalid_input", _("The idempotency key must be 8–64 letters, digits or the characters _ . : -")
+        )
+    if not staff.is_active or not staff.provider.is_active:
+        raise VoucherError("not_permitted", _("This account may not record services."))
+    provider = staff.provider
+    replay = _replay(
+        provider=provider,
+        idempotency_key=idempotency_key,
+        voucher_id=parsed.voucher_id,
+        service_item_code=service_item_code,
+        quantity=quantity,
+    )
+    if replay:
+        return replay
+    try:
+        with transaction.atomic():
+            return _redeem_locked(
+                parsed=parsed,
+                service_item_code=service_item_code,
+                quantity=quantity,
+                idempotency_key=idempotency_key,
+                staff=staff,
+                device=device,
+                now=now,
+            )
+    except IntegrityError:
+        # The same key committed by a concurrent request between our check and our insert.
+        replay = _replay(
+            provider=provider,
+            idempotency_key=idempotency_key,
+            voucher_id=parsed.voucher_id,
+            service_item_code=service_item_code,
+            quantity=quantity,
+        )
+        if replay:
+            return replay
+        raise
+
+
+def _redeem_locked(
+    *, parsed, service_item_code, quantity, idempotency_key, staff, device, now
+) -> RedeemResult:
+    voucher = (
+        Voucher.objects.select_for_update(of=("self",))
+        .select_related("senior__community")
+        .filter(pk=parsed.voucher_id)
+        .first()
+    )
+    if voucher is None:
+        raise VoucherError("invalid_token", _("This code is not a valid voucher code."))
+    # A concurrent request with the same key may have committed while we waited for the lock.
+    replay = _replay(
+        provider=staff.provider,
+        idempotency_key=idempotency_key,
+        voucher_id=voucher.pk,
+        service_item_code=service_item_code,
+        quantity=quantity,
+    )
+    if replay:
+        return replay
+    today = local_date(now)
+    check_voucher_usable(voucher=voucher, token_version=parsed.version, today=today)
+    check_month_open(month=month_of(now))
+    contract_item = contract_item_for(
+        voucher=voucher, provider=staff.provider, service_item_code=service_item_code, today=today
+    )
+    if contract_item.service_item.unit in WHOLE_UNITS and quantity != quantity.to_integral_value():
+        raise VoucherError("invalid_input", _("This service is counted in whole units."))
+    split = pricing.split_price(
+        unit_price=contract_item.unit_price.amount,
+        quantity=quantity,
+        government_share_rate=voucher.government_share_rate,
+        balance=voucher.balance.amount,
+    )
+    redemption = Redemption.objects.create(
+        voucher=voucher,
+        provider=staff.provider,
+        contract_item=contract_item,
+        service_item=contract_item.service_item,
+        staff=staff,
+        device=device,
+        quantity=quantity,
+        unit_price=contract_item.unit_price,
+        amount=Money(split.amount, CURRENCY),
+        government_share=Money(split.government_share, CURRENCY),
+        senior_share=Money(split.senior_share, CURRENCY),
+        tier_code=voucher.tier_code,
+        government_share_rate=voucher.government_share_rate,
+        service_month=month_of(now),
+        served_at=now,
+        idempotency_key=idempotency_key,
+    )
+    if split.government_share:
+        voucher.balance = Money(voucher.balance.amount - split.government_share, CURRENCY)
+        voucher.save(update_fields=["balance"])
+    return RedeemResult(redemption=redemption, replayed=False)
+
+
+@transaction.atomic
+def void_redemption(
+    *, redemption_id: int, reason: str, user, now: dt.datetime | None = None
+) -> RedemptionVoid:
+    """Cancel a redemption with a reason (撤销): a new fact, never a delete.
+
+    Staff may void only their own provider's redemptions. The government share goes back onto
+    the voucher if the voucher is still usable. Locks the voucher row first, then checks.
+    Refuses: not_found, not_permitted, invalid_input (no reason), already_voided, period_closed.
+    """
+    now = now or timezone.now()
+    reason = (reason or "").strip()
+    redemption = Redemption.objects.select_related("provider").filter(pk=redemption_id).first()
+    if redemption is None:
+        raise VoucherError("not_found", _("No such redemption."))
+    staff = getattr(user, "staff_member", None)
+    may_void = (staff is not None and staff.is_active and staff.provider_id == redemption.provider_id) or (
+        user.has_perm("vouchers.add_redemptionvoid")
+    )
+    if not may_void:
+        raise VoucherError("not_permitted", _("You may only void your own organisation's redemptions."))
+    if not reason:
+        raise VoucherError("invalid_input", _("Say why the redemption is being voided."))
+    voucher = Voucher.objects.select_for_update(of=("self",)).get(pk=redemption.voucher_id)
+    if RedemptionVoid.objects.filter(redemption_id=redemption.pk).exists():
+        raise VoucherError("already_voided", _("This redemption has already been voided."))
+    check_month_open(month=redemption.service_month)
+    today = local_date(now)
+    still_usable = (
+        voucher.status == Voucher.Status.ACTIVE and voucher.valid_from <= today <= voucher.valid_until
+    )
+    credit = redemption.government_share.amount if still_usable else Decimal("0.00")
+    if credit:
+        voucher.balance = Money(voucher.balance.amount + credit, CURRENCY)
+        voucher.save(update_fields=["balance"])
+    return RedemptionVoid.objects.create(
+        redemption=redemption, reason=reason[:200], voided_by=user, credited_back=Money(credit, CURRENCY)
+    )
+
+
+def record_scan_attempt(*, scanned: str, action: str, outcome: str, staff=None, device=None) -> None:
+    """Keep a row for every scan, refused ones included (its own small transaction)."""
+    parsed = tokens.parse_token(scanned)
+    ScanAttempt.objects.create(
+        device=device,
+        staff=staff,
+        voucher_id=parsed.voucher_id
+        if parsed and Voucher.objects.filter(pk=parsed.voucher_id).exists()
+        else None,
+        action=action,
+        outcome=outcome[:40],
+        scanned_hash=hashlib.sha256((scanned or "").encode()).hexdigest(),
+    )
