@@ -92,6 +92,7 @@ class StatementLine(models.Model):
                 fields=["statement", "tier_code", "service_item"], name="statement_line_unique"
             ),
             models.CheckConstraint(
-                condition=Q(amount=F("government_share") + F("senior_share")), name="statement_line_shares_add_up"
+                condition=Q(amount=F("government_share") + F("senior_share")),
+                name="statement_line_shares_add_up",
             ),
         ]

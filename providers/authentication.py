@@ -6,6 +6,7 @@ not leak working tokens, and one lost phone can be revoked without signing out t
 
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
 from providers.models import Device
@@ -37,3 +38,17 @@ class DeviceTokenAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request):
         return 'Bearer realm="api"'
+
+
+class DeviceTokenScheme(OpenApiAuthenticationExtension):
+    """Tells the OpenAPI schema how scanning devices authenticate."""
+
+    target_class = "providers.authentication.DeviceTokenAuthentication"
+    name = "deviceToken"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "Device token from POST /api/v1/auth/token/",
+        }

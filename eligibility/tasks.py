@@ -1,0 +1,30 @@
+"""Celery tasks of the eligibility app: thin wrappers over the services."""
+
+import datetime as dt
+
+from celery import shared_task
+from django.utils import timezone
+
+from config.months import local_date
+from eligibility.services import evaluate_eligibility
+
+
+@shared_task
+def evaluate_eligibility_as_of(as_of: str) -> dict:
+    result = evaluate_eligibility(as_of=dt.date.fromisoformat(as_of))
+    return {
+        "as_of": as_of,
+        "evaluated": result.evaluated,
+        "changed": result.changed,
+        "retired": result.retired,
+    }
+
+
+@shared_task
+def evaluate_eligibility_at_month_end() -> dict | None:
+    """Runs on days 28–31; does the work only on the month's last day, as of the 1st of the next."""
+    today = local_date(timezone.now())
+    tomorrow = today + dt.timedelta(days=1)
+    if tomorrow.day != 1:
+        return None
+    return evaluate_eligibility_as_of(tomorrow.isoformat())

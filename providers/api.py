@@ -1,0 +1,64 @@
+"""API of the providers app: a scanning device signs in and gets its own token."""
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
+from rest_framework.views import APIView
+
+from providers.services import sign_in_device
+
+
+class ErrorSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    detail = serializers.CharField()
+
+
+class TokenRequestSerializer(serializers.Serializer):
+    username = serializers.CharField(max_length=150)
+    password = serializers.CharField(max_length=128, trim_whitespace=False)
+    device_name = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+
+
+class TokenResponseSerializer(serializers.Serializer):
+    token = serializers.CharField()
+    staff = serializers.CharField()
+    provider = serializers.CharField()
+    provider_code = serializers.CharField()
+
+
+class AuthTokenView(APIView):
+    authentication_classes = []
+    permission_classes = [AllowAny]
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "auth_token"
+
+    @extend_schema(
+        request=TokenRequestSerializer,
+        responses={
+            201: TokenResponseSerializer,
+            400: ErrorSerializer,
+            401: ErrorSerializer,
+            403: ErrorSerializer,
+        },
+        summary="Sign a scanning device in (staff username and password → device token)",
+    )
+    def post(self, request):
+        data = TokenRequestSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        device, raw_token = sign_in_device(
+            username=data.validated_data["username"],
+            password=data.validated_data["password"],
+            device_name=data.validated_data["device_name"],
+            request=request,
+        )
+        return Response(
+            {
+                "token": raw_token,
+                "staff": device.staff.display_name,
+                "provider": device.staff.provider.name,
+                "provider_code": device.staff.provider.code,
+            },
+            status=status.HTTP_201_CREATED,
+        )

@@ -1,0 +1,235 @@
+"""The scanner's API: verify a voucher, redeem it, list and void redemptions.
+
+Thin: parse the body, call a selector or service, render. Every refusal is a DomainError that
+`config.api.exception_handler` turns into `{"code", "detail"}`; refused scans are recorded.
+"""
+
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
+from rest_framework.views import APIView
+
+from config.errors import DomainError
+from config.months import local_date
+from providers.api import ErrorSerializer
+from vouchers import selectors, services
+from vouchers.errors import VoucherError
+
+ERRORS = {code: ErrorSerializer for code in (400, 401, 403, 404, 409, 429)}
+
+
+def _staff_of(request):
+    staff = getattr(request.user, "staff_member", None)
+    if staff is None or not staff.is_active:
+        raise VoucherError(
+            "not_permitted", _("This account is not provider staff; only staff can scan vouchers.")
+        )
+    return staff
+
+
+def _money(value) -> str:
+    return f"{value.amount:.2f}"
+
+
+class VerifyRequestSerializer(serializers.Serializer):
+    token = serializers.CharField(
+        max_length=500, help_text="The bare token, or the /v/<token> URL the QR encodes"
+    )
+
+
+class ServiceItemOfferSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    name = serializers.CharField()
+    name_en = serializers.CharField()
+    unit = serializers.CharField()
+    unit_price = serializers.CharField()
+
+
+class VoucherScanSerializer(serializers.Serializer):
+    voucher_id = serializers.IntegerField()
+    masked_name = serializers.CharField()
+    period = serializers.CharField()
+    tier = serializers.CharField()
+    tier_name = serializers.CharField()
+    balance = serializers.CharField()
+    face_value = serializers.CharField()
+    currency = serializers.CharField()
+    valid_until = serializers.DateField()
+    service_items = ServiceItemOfferSerializer(many=True)
+
+
+class RedeemRequestSerializer(serializers.Serializer):
+    token = serializers.CharField(max_length=500)
+    service_item = serializers.CharField(max_length=30)
+    quantity = serializers.DecimalField(max_digits=7, decimal_places=2, coerce_to_string=False)
+    idempotency_key = serializers.CharField(max_length=64)
+
+
+class RedemptionSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    voucher_id = serializers.IntegerField()
+    service_item = serializers.CharField(source="service_item.code")
+    service_item_name = serializers.CharField(source="service_item.name")
+    quantity = serializers.DecimalField(max_digits=7, decimal_places=2)
+    unit_price = serializers.SerializerMethodField()
+    amount = serializers.SerializerMethodField()
+    government_share = serializers.SerializerMethodField()
+    senior_share = serializers.SerializerMethodField()
+    currency = serializers.SerializerMethodField()
+    tier = serializers.CharField(source="tier_code")
+    masked_name = serializers.CharField(source="voucher.senior.masked_name")
+    served_at = serializers.DateTimeField()
+    idempotency_key = serializers.CharField()
+    voided = serializers.SerializerMethodField()
+
+    def get_unit_price(self, obj) -> str:
+        return _money(obj.unit_price)
+
+    def get_amount(self, obj) -> str:
+        return _money(obj.amount)
+
+    def get_government_share(self, obj) -> str:
+        return _money(obj.government_share)
+
+    def get_senior_share(self, obj) -> str:
+        return _money(obj.senior_share)
+
+    def get_currency(self, obj) -> str:
+        return "CNY"
+
+    def get_voided(self, obj) -> bool:
+        return hasattr(obj, "void")
+
+
+class RedeemResponseSerializer(RedemptionSerializer):
+    remaining_balance = serializers.CharField()
+
+
+class VoidRequestSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=200)
+
+
+class VoidResponseSerializer(serializers.Serializer):
+    redemption_id = serializers.IntegerField()
+    reason = serializers.CharField()
+    voided_at = serializers.DateTimeField()
+    credited_back = serializers.CharField()
+    remaining_balance = serializers.CharField()
+
+
+class ScanView(APIView):
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "scan"
+    action = ""
+
+    def record_refusal(self, request, scanned: str, error: DomainError) -> None:
+        services.record_scan_attempt(
+            scanned=scanned,
+            action=self.action,
+            outcome=error.code,
+            staff=getattr(request.user, "staff_member", None),
+            device=request.auth if request.auth is not None and hasattr(request.auth, "staff_id") else None,
+        )
+
+
+class VerifyView(ScanView):
+    action = "verify"
+
+    @extend_schema(request=VerifyRequestSerializer, responses={200: VoucherScanSerializer, **ERRORS})
+    def post(self, request):
+        data = VerifyRequestSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        scanned = data.validated_data["token"]
+        try:
+            staff = _staff_of(request)
+            scan = selectors.voucher_for_scan(
+                scanned=scanned, provider=staff.provider, today=local_date(timezone.now())
+            )
+        except DomainError as error:
+            self.record_refusal(request, scanned, error)
+            raise
+        voucher = scan.voucher
+        return Response(
+            {
+                "voucher_id": voucher.pk,
+                "masked_name": scan.masked_name,
+                "period": f"{voucher.period:%Y-%m}",
+                "tier": voucher.tier_code,
+                "tier_name": voucher.tier.name,
+                "balance": _money(voucher.balance),
+                "face_value": _money(voucher.face_value),
+                "currency": "CNY",
+                "valid_until": voucher.valid_until,
+                "service_items": [
+                    {
+                        "code": item.service_item.code,
+                        "name": item.service_item.name,
+                        "name_en": item.service_item.name_en,
+                        "unit": item.service_item.unit,
+                        "unit_price": _money(item.unit_price),
+                    }
+                    for item in scan.items
+                ],
+            }
+        )
+
+
+class RedemptionsView(ScanView):
+    action = "redeem"
+
+    @extend_schema(responses={200: RedemptionSerializer(many=True), 401: ErrorSerializer})
+    def get(self, request):
+        device = request.auth if hasattr(request.auth, "staff_id") else None
+        if device is None:
+            return Response([])
+        rows = selectors.recent_redemptions_for_device(device=device)
+        return Response(RedemptionSerializer(rows, many=True).data)
+
+    @extend_schema(
+        request=RedeemRequestSerializer,
+        responses={201: RedeemResponseSerializer, 200: RedeemResponseSerializer, **ERRORS},
+        summary="Redeem a voucher (idempotent per idempotency_key)",
+    )
+    def post(self, request):
+        data = RedeemRequestSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        scanned = data.validated_data["token"]
+        try:
+            result = services.redeem(
+                token=scanned,
+                service_item_code=data.validated_data["service_item"],
+                quantity=data.validated_data["quantity"],
+                idempotency_key=data.validated_data["idempotency_key"],
+                staff=_staff_of(request),
+                device=request.auth if hasattr(request.auth, "staff_id") else None,
+            )
+        except DomainError as error:
+            self.record_refusal(request, scanned, error)
+            raise
+        body = RedemptionSerializer(result.redemption).data
+        body["remaining_balance"] = _money(result.remaining_balance)
+        return Response(body, status=status.HTTP_200_OK if result.replayed else status.HTTP_201_CREATED)
+
+
+class VoidView(APIView):
+    @extend_schema(request=VoidRequestSerializer, responses={200: VoidResponseSerializer, **ERRORS})
+    def post(self, request, redemption_id: int):
+        data = VoidRequestSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        void = services.void_redemption(
+            redemption_id=redemption_id, reason=data.validated_data["reason"], user=request.user
+        )
+        voucher = void.redemption.voucher
+        voucher.refresh_from_db(fields=["balance"])
+        return Response(
+            {
+                "redemption_id": redemption_id,
+                "reason": void.reason,
+                "voided_at": void.voided_at,
+                "credited_back": _money(void.credited_back),
+                "remaining_balance": _money(voucher.balance),
+            }
+        )
