@@ -86,6 +86,7 @@ class ProviderFactory(factory.django.DjangoModelFactory):
 class ContractFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Contract
+        skip_postgeneration_save = True
 
     provider = factory.SubFactory(ProviderFactory)
     number = factory.Sequence(lambda n: f"HC-2026-{n:04d}")
@@ -113,7 +114,7 @@ class UserFactory(factory.django.DjangoModelFactory):
         django_get_or_create = ("username",)
 
     username = factory.Sequence(lambda n: f"user{n}")
-    password = factory.PostGenerationMethodCall("set_password", "pw-for-tests-1")
+    password = factory.django.Password("pw-for-tests-1")
 
 
 class StaffMemberFactory(factory.django.DjangoModelFactory):

@@ -223,7 +223,6 @@ class VoidView(APIView):
             redemption_id=redemption_id, reason=data.validated_data["reason"], user=request.user
         )
         voucher = void.redemption.voucher
-        voucher.refresh_from_db(fields=["balance"])
         return Response(
             {
                 "redemption_id": redemption_id,

@@ -291,6 +291,7 @@ def void_redemption(
     if credit:
         voucher.balance = Money(voucher.balance.amount + credit, CURRENCY)
         voucher.save(update_fields=["balance"])
+    redemption.voucher = voucher  # the locked, updated row: callers read the new balance from it
     return RedemptionVoid.objects.create(
         redemption=redemption, reason=reason[:200], voided_by=user, credited_back=Money(credit, CURRENCY)
     )

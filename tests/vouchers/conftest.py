@@ -1,0 +1,105 @@
+"""A small world for voucher tests: a community, the default policy, a contracted provider, a
+staff member with a signed-in device, and seniors of each tier with this month's vouchers."""
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+
+import pytest
+from djmoney.money import Money
+from rest_framework.test import APIClient
+
+from eligibility.models import Region
+from eligibility.services import ensure_default_policy, evaluate_eligibility, register_senior
+from providers.services import register_device
+from tests.factories import (
+    ContractFactory,
+    ContractItemFactory,
+    ServiceItemFactory,
+    StaffMemberFactory,
+    make_community,
+    make_id_card_number,
+)
+from vouchers.models import Voucher
+from vouchers.services import issue_vouchers
+from vouchers.tokens import voucher_token
+
+# A fixed "now" in the middle of a month, Asia/Shanghai.
+NOW = dt.datetime(2026, 11, 16, 10, 0, tzinfo=dt.timezone(dt.timedelta(hours=8)))
+MONTH = dt.date(2026, 11, 1)
+
+
+@dataclass
+class World:
+    community: Region
+    other_community: Region
+    staff: object
+    device: object
+    device_token: str
+    contract: object
+    vouchers: dict  # tier code -> Voucher
+
+    def token(self, tier="low_fee") -> str:
+        return voucher_token(self.vouchers[tier])
+
+    def client(self, language="zh-hans") -> APIClient:
+        client = APIClient(HTTP_ACCEPT_LANGUAGE=language)
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {self.device_token}")
+        return client
+
+
+def build_world(now=NOW) -> World:
+    ensure_default_policy()
+    community = make_community("W")
+    other_community = make_community("Z")  # a different district, outside the contract's area
+    seniors = {
+        "subsidized": register_senior(
+            id_card_number=make_id_card_number(birth_date=dt.date(1940, 5, 1)),
+            name="张秀兰",
+            community=community,
+            three_no=True,
+        ),
+        "low_fee": register_senior(
+            id_card_number=make_id_card_number(birth_date=dt.date(1950, 5, 1)),
+            name="李建国",
+            community=community,
+            empty_nest=True,
+            self_care="disabled",
+        ),
+        "paid": register_senior(
+            id_card_number=make_id_card_number(birth_date=dt.date(1955, 5, 1)),
+            name="王芳",
+            community=community,
+        ),
+        "far_away": register_senior(
+            id_card_number=make_id_card_number(birth_date=dt.date(1948, 5, 1)),
+            name="赵强",
+            community=other_community,
+            three_no=True,
+        ),
+    }
+    evaluate_eligibility(as_of=MONTH)
+    issue_vouchers(period=MONTH, now=now)
+    contract = ContractFactory(area=[community.parent])  # the subdistrict covers the community
+    ContractItemFactory(
+        contract=contract, service_item=ServiceItemFactory(), unit_price=Money("40.00", "CNY")
+    )
+    ContractItemFactory(
+        contract=contract,
+        service_item=ServiceItemFactory(code="meal", name="助餐", name_en="Meal", unit="meal"),
+        unit_price=Money("15.00", "CNY"),
+    )
+    staff = StaffMemberFactory(provider=contract.provider)
+    device, raw_token = register_device(user=staff.user, name="test phone")
+    vouchers = {tier: Voucher.objects.get(senior=senior, period=MONTH) for tier, senior in seniors.items()}
+    return World(community, other_community, staff, device, raw_token, contract, vouchers)
+
+
+@pytest.fixture
+def world(db, monkeypatch) -> World:
+    monkeypatch.setattr("django.utils.timezone.now", lambda: NOW)
+    return build_world()
+
+
+def balance_of(voucher) -> Decimal:
+    return Voucher.objects.get(pk=voucher.pk).balance.amount
