@@ -1,0 +1,116 @@
+"""The whole month, end to end (issue #3): demo city → evaluate → issue → redeem through the API
+with a staff device token → void one → settle → export, and the workbook agrees with the
+database to the fen."""
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from django.core.management import call_command
+from django.db.models import Sum
+from openpyxl import load_workbook
+from rest_framework.test import APIClient
+
+from billing.models import Statement, StatementLine
+from config.months import SHANGHAI, next_month
+from vouchers.models import Redemption, Voucher
+from vouchers.tokens import voucher_token
+
+DEMO_PASSWORD = "demo-pass-2025"  # the documented demo login
+
+
+def at(day: dt.date, hour: int) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(hour), tzinfo=SHANGHAI)
+
+
+def fen(value) -> Decimal:
+    return Decimal(str(value)).quantize(Decimal("0.01"))
+
+
+@pytest.mark.django_db
+def test_the_whole_month_reconciles_from_scan_to_workbook(monkeypatch, tmp_path):
+    # Given the demo city, and the month after its current one
+    call_command("demo", verbosity=0)
+    month = next_month(Voucher.objects.latest("period").period)
+    clock = {"now": at(month, 8)}
+    monkeypatch.setattr("django.utils.timezone.now", lambda: clock["now"])
+
+    # When eligibility is evaluated and the month's vouchers are issued
+    call_command("evaluate_eligibility", "--as-of", month.isoformat())
+    call_command("issue_vouchers", "--period", f"{month:%Y-%m}")
+    vouchers = Voucher.objects.filter(period=month)
+    assert vouchers.exists()
+
+    # And a staff member signs in a phone and scans vouchers through the API all month
+    client = APIClient()
+    signed_in = client.post(
+        "/api/v1/auth/token/", {"username": "staff", "password": DEMO_PASSWORD}, format="json"
+    )
+    assert signed_in.status_code == 201, signed_in.content
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {signed_in.json()['token']}")
+    created = []
+    for voucher in vouchers.order_by("id"):
+        clock["now"] = at(month + dt.timedelta(days=len(created) % 27), 9 + len(created) % 8)
+        offer = client.post("/api/v1/vouchers/verify/", {"token": voucher_token(voucher)}, format="json")
+        if offer.status_code != 200:
+            assert offer.json()["code"] == "outside_service_area"
+            continue
+        item = offer.json()["service_items"][0]
+        quantity = "1.5" if item["unit"] == "hour" else "1"
+        for visit in range(2):
+            response = client.post(
+                "/api/v1/redemptions/",
+                {
+                    "token": voucher_token(voucher),
+                    "service_item": item["code"],
+                    "quantity": quantity,
+                    "idempotency_key": f"e2e-{voucher.pk}-{visit}",
+                },
+                format="json",
+            )
+            assert response.status_code == 201, response.content
+            created.append(response.json())
+        if len(created) >= 24:
+            break
+    assert len(created) >= 10
+
+    # And one redemption is voided
+    voided = created[0]
+    response = client.post(f"/api/v1/redemptions/{voided['id']}/void/", {"reason": "登记错误"}, format="json")
+    assert response.status_code == 200, response.content
+
+    # Then, once the month is over, settlement and export reconcile to the fen
+    clock["now"] = at(next_month(month), 3)
+    call_command("settle", "--period", f"{month:%Y-%m}")
+    out = tmp_path / "settlement.xlsx"
+    call_command("export_settlement", "--period", f"{month:%Y-%m}", "--out", str(out))
+
+    counted = Redemption.objects.filter(service_month=month, void__isnull=True)
+    assert not counted.filter(pk=voided["id"]).exists()
+    redemption_totals = counted.aggregate(
+        amount=Sum("amount"), gov=Sum("government_share"), senior=Sum("senior_share")
+    )
+    statements = Statement.objects.filter(period__month=month)
+    statement_totals = statements.aggregate(
+        amount=Sum("total_amount"), gov=Sum("government_total"), senior=Sum("senior_total")
+    )
+    line_totals = StatementLine.objects.filter(statement__in=statements).aggregate(
+        amount=Sum("amount"), gov=Sum("government_share"), senior=Sum("senior_share")
+    )
+    api_amount = sum(fen(row["amount"]) for row in created if row["id"] != voided["id"])
+    for key in ("amount", "gov", "senior"):
+        assert fen(redemption_totals[key]) == fen(statement_totals[key]) == fen(line_totals[key])
+    assert fen(redemption_totals["amount"]) == api_amount
+    assert fen(redemption_totals["gov"]) + fen(redemption_totals["senior"]) == api_amount
+
+    workbook = load_workbook(out, read_only=True, data_only=True)
+    detail = list(workbook.worksheets[1].iter_rows(values_only=True))
+    header, rows = detail[0], [row for row in detail[1:] if row and row[0] not in (None, "")]
+    amount_col = next(i for i, title in enumerate(header) if title and "金额" in str(title))
+    gov_col = next(i for i, title in enumerate(header) if title and "政府" in str(title))
+    assert len(rows) == counted.count()
+    assert sum(fen(row[amount_col]) for row in rows) == api_amount
+    assert sum(fen(row[gov_col]) for row in rows) == fen(redemption_totals["gov"])
+    summary = list(workbook.worksheets[0].iter_rows(values_only=True))
+    numbers = [fen(cell) for row in summary for cell in row if isinstance(cell, int | float | Decimal)]
+    assert api_amount in numbers  # the grand total stands on the summary sheet
