@@ -196,5 +196,7 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
     "loggers": {
         "django.db.backends": {"level": "INFO", "handlers": ["console"], "propagate": False},
+        # runserver's request lines carry query strings (an admin search by ID number): filter them too.
+        "django.server": {"level": "INFO", "handlers": ["console"], "propagate": False},
     },
 }
