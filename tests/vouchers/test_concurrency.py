@@ -91,3 +91,20 @@ def test_one_idempotency_key_sent_twenty_times_at_once_records_one_redemption(co
     assert sum(not result.replayed for result in results) == 1
     assert Redemption.objects.count() == 1
     assert Voucher.objects.get(pk=committed_world.vouchers["low_fee"].pk).balance.amount == Decimal("158.00")
+
+
+def test_the_ledger_is_append_only_in_the_database(committed_world):
+    from django.db import IntegrityError, transaction
+
+    result = redeem(
+        token=committed_world.token("low_fee"),
+        service_item_code="cleaning",
+        quantity=Decimal("1"),
+        idempotency_key="append-only-1",
+        staff=committed_world.staff,
+    )
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Redemption.objects.filter(pk=result.redemption.pk).update(quantity=Decimal("9"))
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Redemption.objects.filter(pk=result.redemption.pk).delete()
+    assert Redemption.objects.get(pk=result.redemption.pk).quantity == Decimal("1")
