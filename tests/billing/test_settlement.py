@@ -1,0 +1,448 @@
+"""The monthly settlement: statements reconcile to the fen, and a settled month is closed."""
+
+import datetime as dt
+import threading
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.db.models import Count, Sum
+from django.test.utils import CaptureQueriesContext
+from djmoney.money import Money
+
+from billing import services
+from billing.errors import BillingError
+from billing.models import SettlementPeriod, Statement, StatementLine
+from billing.services import settle
+from config.months import SHANGHAI, month_bounds
+from tests.billing.conftest import MONTH, City
+from tests.factories import ContractFactory, ProviderFactory, UserFactory
+from vouchers.errors import VoucherError
+from vouchers.models import ClosedMonth, Redemption
+
+
+def cny(text: str) -> Money:
+    return Money(Decimal(text), "CNY")
+
+
+def serve_a_month(city: City) -> dict:
+    """A month of work across tiers, providers and items, with a shortfall and a void."""
+    services_done = {
+        "subsidized_cleaning": city.serve(tier="subsidized", quantity="2"),  # 80.00, all government
+        "low_fee_cleaning": city.serve(tier="low_fee", quantity="1.5"),  # 60.00 = 42.00 + 18.00
+        "low_fee_meal_b": city.serve(tier="low_fee", provider="prov-b", item="meal", quantity="3"),
+        "paid_cleaning_b": city.serve(tier="paid", provider="prov-b", quantity="1"),  # 40.00, all senior
+        # 220.00 empties the subsidized voucher (300 - 80), so the next meal is the senior's.
+        "subsidized_cleaning_b": city.serve(tier="subsidized", provider="prov-b", quantity="5.5"),
+        "subsidized_meal_shortfall": city.serve(tier="subsidized", item="meal", quantity="2"),
+        "low_fee_small": city.serve(tier="low_fee", quantity="0.33"),  # 13.20 = 9.24 + 3.96
+        "voided": city.serve(tier="paid", item="meal", quantity="1", day=9),
+    }
+    city.void(services_done["voided"])
+    return services_done
+
+
+def statement_of(month, provider_code) -> Statement:
+    return Statement.objects.get(period__month=month, provider__code=provider_code)
+
+
+def test_statements_add_up_to_the_fen_per_provider(city):
+    # given a month of services, one of them voided
+    serve_a_month(city)
+
+    # when the month is settled
+    result = settle(month=MONTH)
+
+    # then each provider's statement shows what its staff did, priced at the moment of service
+    a = statement_of(MONTH, "prov-a")
+    assert (a.redemption_count, a.total_amount, a.government_total, a.senior_total) == (
+        4,
+        cny("183.20"),
+        cny("131.24"),
+        cny("51.96"),
+    )
+    lines_a = {
+        (line.tier_code, line.service_item.code): (
+            line.redemption_count,
+            line.quantity,
+            line.amount,
+            line.government_share,
+            line.senior_share,
+        )
+        for line in a.lines.select_related("service_item")
+    }
+    assert lines_a == {
+        ("low_fee", "cleaning"): (2, Decimal("1.83"), cny("73.20"), cny("51.24"), cny("21.96")),
+        ("subsidized", "cleaning"): (1, Decimal("2.00"), cny("80.00"), cny("80.00"), cny("0.00")),
+        ("subsidized", "meal"): (1, Decimal("2.00"), cny("30.00"), cny("0.00"), cny("30.00")),
+    }
+    b = statement_of(MONTH, "prov-b")
+    assert (b.redemption_count, b.total_amount, b.government_total, b.senior_total) == (
+        3,
+        cny("305.00"),
+        cny("251.50"),
+        cny("53.50"),
+    )
+    # and the month's totals are the sum of the statements
+    assert result.redemption_count == 7
+    assert (result.total_amount, result.government_total, result.senior_total) == (
+        cny("488.20"),
+        cny("382.74"),
+        cny("105.46"),
+    )
+
+
+def test_statement_equals_its_lines_equals_its_redemptions(city):
+    # given a month of services
+    serve_a_month(city)
+
+    # when it is settled
+    settle(month=MONTH)
+
+    # then for every provider: statement = sum of lines = sum of non-voided redemptions (§6.4)
+    for statement in Statement.objects.filter(period__month=MONTH):
+        lines = statement.lines.aggregate(
+            n=Sum("redemption_count"), a=Sum("amount"), g=Sum("government_share"), s=Sum("senior_share")
+        )
+        ledger = [
+            r
+            for r in Redemption.objects.filter(provider=statement.provider, service_month=MONTH)
+            if not hasattr(r, "void")
+        ]
+        totals = (
+            statement.redemption_count,
+            statement.total_amount.amount,
+            statement.government_total.amount,
+            statement.senior_total.amount,
+        )
+        from_lines = tuple(
+            Decimal(value or 0).quantize(Decimal("0.01")) if key != "n" else value or 0
+            for key, value in lines.items()
+        )
+        from_ledger = (
+            len(ledger),
+            sum((r.amount.amount for r in ledger), Decimal("0.00")),
+            sum((r.government_share.amount for r in ledger), Decimal("0.00")),
+            sum((r.senior_share.amount for r in ledger), Decimal("0.00")),
+        )
+        assert totals == from_lines == from_ledger
+
+
+def test_voided_redemptions_are_not_paid(city):
+    # given a provider whose only service of the month was voided
+    voided = city.serve(tier="paid", provider="prov-c", item="meal", quantity="1")
+    city.void(voided)
+
+    # when the month is settled
+    settle(month=MONTH)
+
+    # then its statement is zero and has no lines
+    c = statement_of(MONTH, "prov-c")
+    assert (c.redemption_count, c.total_amount) == (0, cny("0.00"))
+    assert not c.lines.exists()
+
+
+def test_contracted_provider_without_services_gets_a_zero_statement(city):
+    # given prov-c under contract with no services, and a provider whose contract ended before the month
+    old = ProviderFactory(code="prov-old")
+    ContractFactory(provider=old, starts_on=dt.date(2024, 1, 1), ends_on=dt.date(2026, 9, 30))
+    city.serve(tier="paid")
+
+    # when the month is settled
+    result = settle(month=MONTH)
+
+    # then finance sees prov-c at zero, and nothing for the provider out of contract
+    codes = {s.provider.code for s in result.statements}
+    assert codes == {"prov-a", "prov-b", "prov-c"}
+    c = statement_of(MONTH, "prov-c")
+    assert (c.redemption_count, c.total_amount, c.government_total, c.senior_total) == (
+        0,
+        cny("0.00"),
+        cny("0.00"),
+        cny("0.00"),
+    )
+
+
+def test_settlement_records_who_settled_and_closes_the_month(city):
+    # given a finance user and a month of services
+    user = UserFactory(username="fin")
+    city.serve(tier="low_fee")
+    moment = dt.datetime(2026, 11, 2, 9, tzinfo=SHANGHAI)
+
+    # when they settle it
+    settle(month=MONTH, settled_by=user, now=moment)
+
+    # then the period says who and when, and the ledger month is closed
+    period = SettlementPeriod.objects.get(month=MONTH)
+    assert (period.state, period.settled_by, period.settled_at) == (
+        SettlementPeriod.State.SETTLED,
+        user,
+        moment,
+    )
+    assert ClosedMonth.objects.filter(month=MONTH).exists()
+
+
+def test_a_month_is_settled_only_once(city):
+    # given a settled month
+    city.serve(tier="paid")
+    settle(month=MONTH)
+
+    # when someone settles it again
+    with pytest.raises(BillingError) as refused:
+        settle(month=MONTH)
+
+    # then it is refused and the statements stay as they were
+    assert refused.value.code == "period_closed"
+    assert Statement.objects.filter(period__month=MONTH).count() == 3
+
+
+def test_the_current_month_cannot_be_settled(db):
+    # given today's month in Shanghai
+    today = dt.datetime.now(SHANGHAI)
+
+    # when finance tries to settle it
+    with pytest.raises(BillingError) as refused:
+        settle(month=today.date().replace(day=1))
+
+    # then it is refused, and nothing is written
+    assert refused.value.code == "period_not_over"
+    assert not SettlementPeriod.objects.exists()
+    assert not ClosedMonth.objects.exists()
+
+
+def test_a_month_can_be_settled_from_its_first_moment_after_it_ends(db):
+    # given the last microsecond of October and the first of November, in Shanghai
+    _start, end = month_bounds(MONTH)
+    last_moment = end - dt.timedelta(microseconds=1)
+
+    # when settling at the last moment, it is refused
+    with pytest.raises(BillingError) as refused:
+        settle(month=MONTH, now=last_moment)
+    assert refused.value.code == "period_not_over"
+
+    # and at midnight Shanghai time (16:00 UTC the day before) it goes through
+    assert end.astimezone(dt.UTC) == dt.datetime(2026, 10, 31, 16, tzinfo=dt.UTC)
+    assert settle(month=MONTH, now=end).period.state == SettlementPeriod.State.SETTLED
+
+
+def test_a_period_is_a_month(db):
+    with pytest.raises(BillingError) as refused:
+        settle(month=dt.date(2026, 10, 15))
+    assert refused.value.code == "invalid_input"
+
+
+def test_nothing_can_be_redeemed_or_voided_in_a_settled_month(city):
+    # given a settled month with one service in it
+    served = city.serve(tier="low_fee")
+    settle(month=MONTH)
+
+    # when staff record another service in that month, or void the first
+    with pytest.raises(VoucherError) as redeem_refused:
+        city.serve(tier="low_fee", day=30)
+    with pytest.raises(VoucherError) as void_refused:
+        city.void(served, day=30)
+
+    # then both are refused, and the statement still matches the ledger
+    assert redeem_refused.value.code == "period_closed"
+    assert void_refused.value.code == "period_closed"
+    assert Redemption.objects.filter(service_month=MONTH).count() == 1
+    assert statement_of(MONTH, "prov-a").total_amount == cny("40.00")
+
+
+def test_a_failed_reconciliation_settles_nothing(city, monkeypatch):
+    # given a month of services, and an aggregation that loses a group (which should never happen)
+    serve_a_month(city)
+    grouped = services._grouped_redemptions
+    monkeypatch.setattr(services, "_grouped_redemptions", lambda *, month: list(grouped(month=month))[1:])
+
+    # when the month is settled
+    with pytest.raises(BillingError) as refused:
+        settle(month=MONTH)
+
+    # then the guard refuses it and the whole transaction is rolled back
+    assert refused.value.code == "reconciliation_failed"
+    assert not Statement.objects.exists()
+    assert not ClosedMonth.objects.exists()
+    assert not SettlementPeriod.objects.filter(state=SettlementPeriod.State.SETTLED).exists()
+
+
+def test_an_empty_month_settles_to_zero_statements_for_contracted_providers(city):
+    result = settle(month=MONTH)
+    assert len(result.statements) == 3
+    assert result.redemption_count == 0
+    assert result.total_amount == cny("0.00")
+    assert not StatementLine.objects.exists()
+
+
+@pytest.mark.parametrize("services_count", [1, 40])
+def test_settlement_does_a_bounded_number_of_queries(city, services_count, django_assert_max_num_queries):
+    # given a month with few or many services
+    tiers = ["paid", "low_fee", "subsidized"]
+    for i in range(services_count):
+        city.serve(
+            tier=tiers[i % 3],
+            provider=("prov-a", "prov-b")[i % 2],
+            item=("cleaning", "meal")[i % 2],
+            quantity="1",
+            day=1 + i % 28,
+        )
+
+    # when it is settled, the number of queries does not depend on the number of services
+    # (one grouped query reads the redemptions; there is no loop over them)
+    with django_assert_max_num_queries(20):
+        result = settle(month=MONTH)
+
+    assert result.redemption_count == services_count
+
+
+def test_the_aggregate_is_one_grouped_query_over_the_ledger(city):
+    # given some services
+    for tier in ("paid", "low_fee", "subsidized"):
+        city.serve(tier=tier)
+
+    # when settling, with the queries captured
+    with CaptureQueriesContext(connection) as captured:
+        settle(month=MONTH)
+
+    # then the statements come from one GROUP BY over the ledger, and no query reads single rows
+    quote = connection.ops.quote_name
+    ledger = quote(Redemption._meta.db_table)
+    queries = [q["sql"] for q in captured.captured_queries]
+    grouped = [
+        sql
+        for sql in queries
+        if sql.startswith(f"SELECT {ledger}.{quote('provider_id')}") and "GROUP BY" in sql
+    ]
+    assert len(grouped) == 1
+    reading_ledger = [sql for sql in queries if f"FROM {ledger}" in sql]
+    assert all("SUM(" in sql or "COUNT(" in sql for sql in reading_ledger)
+
+
+def _postgres_only():
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL: table locks and concurrent transactions")
+
+
+@pytest.fixture
+def committed_city(transactional_db):
+    _postgres_only()
+    return City()
+
+
+@pytest.mark.postgres
+def test_settlement_waits_for_a_redemption_being_written(committed_city):
+    # given a redemption in October being written right now by another connection
+    city = committed_city
+    written, release = threading.Event(), threading.Event()
+    errors = []
+
+    def scan_in_flight():
+        from django.db import transaction
+
+        try:
+            with transaction.atomic():
+                city.serve(tier="low_fee", day=31)
+                written.set()
+                release.wait(timeout=10)
+        except Exception as error:  # reported to the main thread
+            errors.append(error)
+        finally:
+            connection.close()
+
+    worker = threading.Thread(target=scan_in_flight)
+    worker.start()
+    assert written.wait(timeout=10)
+
+    # when finance settles October while it is in flight (released a moment later)
+    threading.Timer(0.5, release.set).start()
+    result = settle(month=MONTH)
+    worker.join(timeout=10)
+
+    # then the settlement waited for it and paid it
+    assert errors == []
+    assert result.redemption_count == 1
+    assert statement_of(MONTH, "prov-a").total_amount == cny("40.00")
+
+
+@pytest.mark.postgres
+def test_two_settlements_of_the_same_month_settle_it_once(committed_city):
+    # given services in October
+    committed_city.serve(tier="paid")
+    outcomes = []
+    start = threading.Barrier(2)
+
+    def settle_concurrently():
+        try:
+            start.wait(timeout=10)
+            outcomes.append(settle(month=MONTH).redemption_count)
+        except BillingError as error:
+            outcomes.append(error.code)
+        finally:
+            connection.close()
+
+    # when two finance users settle it at the same moment
+    threads = [threading.Thread(target=settle_concurrently) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=20)
+
+    # then one settles it and the other is told it is closed
+    assert sorted(map(str, outcomes)) == ["1", "period_closed"]
+    assert Statement.objects.filter(period__month=MONTH).count() == 3
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("action", ["redeem", "void"])
+def test_a_write_that_checked_the_month_open_cannot_land_after_settlement(
+    committed_city, monkeypatch, action
+):
+    # given a redeem (or void) in October that has passed its "month open" check but not yet written
+    import vouchers.services
+
+    city = committed_city
+    served = city.serve(tier="low_fee", day=10) if action == "void" else None
+    checked, settled = threading.Event(), threading.Event()
+    original_check = vouchers.services.check_month_open
+    worker_ident = []
+
+    def check_then_pause(*, month):
+        original_check(month=month)
+        if threading.get_ident() in worker_ident:
+            checked.set()
+            settled.wait(timeout=3)  # a settlement that is blocked by us never sets it
+
+    monkeypatch.setattr(vouchers.services, "check_month_open", check_then_pause)
+    outcome = []
+
+    def write():
+        worker_ident.append(threading.get_ident())
+        try:
+            if action == "redeem":
+                city.serve(tier="low_fee", day=31)
+            else:
+                city.void(served, day=31)
+            outcome.append("written")
+        except VoucherError as error:
+            outcome.append(error.code)
+        finally:
+            connection.close()
+
+    worker = threading.Thread(target=write)
+    worker.start()
+    assert checked.wait(timeout=10)
+
+    # when finance settles October meanwhile
+    settle(month=MONTH)
+    settled.set()
+    worker.join(timeout=10)
+
+    # then either the write was refused or the statement includes it: the ledger matches (§6.4)
+    ledger = Redemption.objects.filter(service_month=MONTH, void__isnull=True).aggregate(
+        n=Count("id"), amount=Sum("amount")
+    )
+    statement = statement_of(MONTH, "prov-a")
+    assert (statement.redemption_count, statement.total_amount.amount) == (
+        ledger["n"],
+        Decimal(ledger["amount"] or 0),
+    ), outcome

@@ -1,0 +1,162 @@
+"""Finance pages, the download, the admin and the scheduled settlement task."""
+
+import datetime as dt
+import io
+
+import pytest
+from django.contrib.auth.models import Group
+from django.urls import reverse
+from django.utils import timezone
+from openpyxl import load_workbook
+
+from billing.models import SettlementPeriod, Statement
+from billing.services import settle
+from billing.tasks import settle_month, settle_previous_month
+from config.months import SHANGHAI
+from tests.billing.conftest import MONTH, City
+from tests.factories import UserFactory
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+@pytest.fixture
+def settled(db):
+    city = City()
+    city.serve(tier="low_fee", quantity="1.5")
+    city.serve(tier="paid", provider="prov-b", item="meal", quantity="2")
+    settle(month=MONTH)
+    return city
+
+
+def user_in(group: str):
+    user = UserFactory(username=f"{group}-user")
+    user.groups.add(Group.objects.get_or_create(name=group)[0])
+    return user
+
+
+@pytest.mark.parametrize("role", ["finance", "bureau"])
+def test_finance_and_bureau_see_the_settled_months(settled, client, role):
+    # given a settled October
+    client.force_login(user_in(role))
+
+    # when they open the settlements page
+    response = client.get(reverse("billing-periods"))
+
+    # then they see the month, each provider's statement and the month's total
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "2026-10" in page
+    for name in ("康乐家政A", "康乐家政B", "康乐家政C"):
+        assert name in page
+    assert "90.00" in page  # 60.00 + 30.00
+    assert reverse("billing-export", kwargs={"period": "2026-10"}) in page
+    assert 'style="overflow-x:auto"' in page  # tables scroll on a phone instead of the page
+
+
+def test_the_settlements_page_reads_a_constant_number_of_queries(
+    settled, client, django_assert_max_num_queries
+):
+    client.force_login(user_in("finance"))
+    with django_assert_max_num_queries(10):
+        assert client.get(reverse("billing-periods")).status_code == 200
+
+
+@pytest.mark.parametrize("role", ["staff", "provider", "worker"])
+def test_other_roles_are_refused(settled, client, role):
+    client.force_login(user_in(role))
+    for url in (reverse("billing-periods"), reverse("billing-export", kwargs={"period": "2026-10"})):
+        response = client.get(url)
+        assert response.status_code == 403
+        assert "Content-Disposition" not in response
+
+
+def test_signed_out_visitors_are_sent_to_sign_in(db, client):
+    response = client.get(reverse("billing-export", kwargs={"period": "2026-10"}))
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("login"))
+
+
+def test_finance_downloads_the_workbook(settled, client):
+    client.force_login(user_in("finance"))
+
+    response = client.get(reverse("billing-export", kwargs={"period": "2026-10"}))
+
+    assert response.status_code == 200
+    assert response["Content-Type"] == XLSX
+    assert 'filename="settlement-2026-10.xlsx"' in response["Content-Disposition"]
+    workbook = load_workbook(io.BytesIO(response.content))
+    assert workbook.sheetnames == ["汇总", "明细"]
+    assert len(list(workbook["明细"].iter_rows())) == 1 + 2
+
+
+def test_finance_downloads_one_providers_workbook(settled, client):
+    client.force_login(user_in("finance"))
+
+    response = client.get(reverse("billing-export", kwargs={"period": "2026-10"}), {"provider": "prov-b"})
+
+    assert response.status_code == 200
+    assert 'filename="settlement-2026-10-prov-b.xlsx"' in response["Content-Disposition"]
+    details = list(load_workbook(io.BytesIO(response.content))["明细"].iter_rows(min_row=2, values_only=True))
+    assert {row[1] for row in details} == {"prov-b"}
+
+
+def test_an_unsettled_month_gets_a_page_that_says_why(settled, client):
+    client.force_login(user_in("finance"))
+    response = client.get(reverse("billing-export", kwargs={"period": "2026-09"}), HTTP_ACCEPT_LANGUAGE="en")
+    assert response.status_code == 409
+    assert "not been settled" in response.content.decode()
+
+
+def test_not_a_month_or_not_a_provider_is_not_found(settled, client):
+    client.force_login(user_in("finance"))
+    assert client.get("/billing/2026-13/export.xlsx").status_code == 404
+    url = reverse("billing-export", kwargs={"period": "2026-10"})
+    assert client.get(url, {"provider": "nobody"}).status_code == 404
+
+
+def test_the_admin_shows_statements_read_only(settled, client):
+    admin = UserFactory(username="root", is_staff=True, is_superuser=True)
+    client.force_login(admin)
+    statement = Statement.objects.get(provider__code="prov-a")
+
+    page = client.get(reverse("admin:billing_statement_change", args=[statement.pk]))
+    assert page.status_code == 200
+    assert "助洁" in page.content.decode()  # the inline line
+    assert client.get(reverse("admin:billing_settlementperiod_changelist")).status_code == 200
+    assert client.get(reverse("admin:billing_statement_add")).status_code == 403
+    response = client.post(reverse("admin:billing_statement_delete", args=[statement.pk]), {"post": "yes"})
+    assert response.status_code == 403
+    assert Statement.objects.filter(pk=statement.pk).exists()
+
+
+def test_the_task_settles_a_month_and_returns_a_json_summary(db):
+    city = City()
+    city.serve(tier="low_fee", quantity="1.5")
+
+    summary = settle_month("2026-10")
+
+    assert summary == {
+        "month": "2026-10",
+        "statements": 3,
+        "redemptions": 1,
+        "total_amount": "60.00",
+        "government_total": "42.00",
+        "senior_total": "18.00",
+    }
+
+
+def test_the_scheduled_task_settles_the_previous_month_once(db, monkeypatch):
+    # given October served, and the schedule firing early on 1 November (Shanghai)
+    City().serve(tier="paid")
+    first_of_november = dt.datetime(2026, 11, 1, 1, 0, tzinfo=SHANGHAI)
+    monkeypatch.setattr(timezone, "now", lambda: first_of_november)
+
+    # when it runs, and runs again
+    first = settle_previous_month()
+    again = settle_previous_month()
+
+    # then October is settled once, and the repeat is harmless
+    assert first["month"] == "2026-10"
+    assert first["redemptions"] == 1
+    assert again == {"month": "2026-10", "skipped": "period_closed"}
+    assert SettlementPeriod.objects.get(month=MONTH).settled_at == first_of_november
