@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from django.utils.translation import gettext_lazy as _
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from config import views
 
@@ -12,11 +13,14 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
-    path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
     path("api/v1/", include("vouchers.api_urls")),
     path("", include("vouchers.urls")),
     path("", include("billing.urls")),
 ]
+
+admin.site.site_header = _("Home-care vouchers: administration")
+admin.site.site_title = _("Home-care vouchers")
+admin.site.index_title = _("Administration")
 
 handler404 = "config.views.not_found"
 handler500 = "config.views.server_error"

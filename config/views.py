@@ -1,10 +1,16 @@
 """Project-level pages: sign-in, sign-out, the home page of each role, and error handlers."""
 
+from dataclasses import dataclass
+
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
+from django.urls import NoReverseMatch, reverse
+from django.utils.functional import SimpleLazyObject
+from django.utils.translation import gettext_lazy as _
 
 from config import api
+from config.roles import BUREAU, FINANCE, PROVIDER, ROLE_NAMES, STAFF, WORKER, roles_of
 
 
 class LoginView(auth_views.LoginView):
@@ -13,12 +19,79 @@ class LoginView(auth_views.LoginView):
 
 
 class LogoutView(auth_views.LogoutView):
-    pass
+    """Sign-out is a POST (Django refuses GET), so a link or a prefetch cannot sign anyone out."""
+
+
+@dataclass(frozen=True)
+class Link:
+    label: str
+    url: str | None
+    description: str = ""
+
+
+def _url(name: str) -> str | None:
+    # Pages of other apps may not exist yet; a missing one is left out rather than a crash.
+    try:
+        return reverse(name)
+    except NoReverseMatch:
+        return None
+
+
+def _links_by_role() -> dict[str, list[Link]]:
+    admin = Link(_("Administration"), _url("admin:index"), _("Policies, regions, providers and contracts."))
+    seniors = Link(
+        _("Senior registry"),
+        _url("admin:eligibility_senior_changelist"),
+        _("Find, register and update seniors."),
+    )
+    api_docs = Link(_("API documentation"), _url("api-docs"), _("For the scanner and other systems."))
+    settlement = Link(
+        _("Monthly settlement"), _url("billing-periods"), _("Settle, review, approve and export.")
+    )
+    return {
+        BUREAU: [admin, api_docs, settlement],
+        WORKER: [seniors],
+        PROVIDER: [api_docs],
+        STAFF: [api_docs],
+        FINANCE: [settlement],
+    }
+
+
+def home_links(*, roles: list[str], is_superuser: bool) -> list[Link]:
+    """The pages a user's roles lead to, each once, in role order; superusers get every one."""
+    by_role = _links_by_role()
+    wanted = list(by_role) if is_superuser else roles
+    links: dict[str, Link] = {}
+    for role in wanted:
+        for link in by_role[role]:
+            if link.url:
+                links.setdefault(link.url, link)
+    return list(links.values())
+
+
+def _roles(request) -> list[str]:
+    """The signed-in user's role codes, read once per request: the header and the page share them."""
+    if not hasattr(request, "_roles"):
+        request._roles = roles_of(request.user)
+    return request._roles
+
+
+def account_context(request) -> dict:
+    """Context processor: the header's role names, queried only if a page shows them."""
+    return {"account_role_names": SimpleLazyObject(lambda: [ROLE_NAMES[role] for role in _roles(request)])}
 
 
 @login_required
 def home(request):
-    return render(request, "home.html", {})
+    roles = _roles(request)
+    is_superuser = request.user.is_superuser
+    context = {
+        "role_names": [ROLE_NAMES[role] for role in roles],
+        "links": home_links(roles=roles, is_superuser=is_superuser),
+        "has_role": bool(roles) or is_superuser,
+        "scans_in_scanner_app": is_superuser or bool({PROVIDER, STAFF} & set(roles)),
+    }
+    return render(request, "home.html", context)
 
 
 def not_found(request, exception=None):
@@ -30,4 +103,5 @@ def not_found(request, exception=None):
 def server_error(request):
     if request.path.startswith("/api/"):
         return api.json_server_error(request)
-    return render(request, "500.html", status=500)
+    # No request context: the failure may be the database, which the header would query.
+    return render(None, "500.html", status=500)

@@ -10,6 +10,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from djmoney.money import Money
 from stdnum.cn import ric
+from stdnum.exceptions import InvalidChecksum, InvalidComponent, InvalidFormat, InvalidLength
 from stdnum.exceptions import ValidationError as StdnumValidationError
 
 from config.months import local_date
@@ -40,6 +41,15 @@ FACT_FIELDS = frozenset(
 )
 
 
+ID_CARD_REASONS = {
+    InvalidLength: _("The ID-card number must have 18 characters."),
+    InvalidFormat: _("The ID-card number must be 17 digits followed by a digit or X."),
+    InvalidChecksum: _("The ID-card number's check digit is wrong; please check it for a typing error."),
+    InvalidComponent: _("The ID-card number holds an impossible birth date or region code."),
+    StdnumValidationError: _("The ID-card number is not valid."),
+}
+
+
 def normalise_id_card_number(raw: str) -> str:
     """Validate a resident ID (GB 11643 check digit, birth date, region) and normalise it.
 
@@ -48,9 +58,8 @@ def normalise_id_card_number(raw: str) -> str:
     try:
         return ric.validate(raw or "").upper()
     except StdnumValidationError as error:
-        raise EligibilityError(
-            "invalid_id_card_number", _("The ID-card number is not valid (%(reason)s)."), reason=str(error)
-        ) from None
+        reason = ID_CARD_REASONS.get(type(error), ID_CARD_REASONS[StdnumValidationError])
+        raise EligibilityError("invalid_id_card_number", reason) from None
 
 
 @transaction.atomic

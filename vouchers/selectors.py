@@ -111,3 +111,16 @@ def recent_redemptions_for_device(*, device, limit: int = 50):
         .filter(device=device)
         .order_by("-recorded_at", "-id")[:limit]
     )
+
+
+def voucher_for_senior_page(*, voucher_id: int) -> Voucher | None:
+    return Voucher.objects.select_related("senior", "tier").filter(pk=voucher_id).first()
+
+
+def services_on_voucher(*, voucher: Voucher, limit: int = 20) -> list[Redemption]:
+    """The voucher's services that still count (not voided), most recent first."""
+    return list(
+        Redemption.objects.select_related("service_item", "provider")
+        .filter(voucher=voucher, void__isnull=True)
+        .order_by("-served_at", "-id")[:limit]
+    )

@@ -1,0 +1,215 @@
+"""Admin for the registry and policies. ID-card numbers are never listed, only masked."""
+
+from django import forms
+from django.contrib import admin, messages
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from eligibility import rules
+from eligibility.errors import EligibilityError
+from eligibility.models import Determination, Policy, PolicyRule, Region, Senior, Tier
+from eligibility.services import FACT_FIELDS, evaluate_eligibility, normalise_id_card_number, register_senior
+
+
+@admin.register(Region)
+class RegionAdmin(admin.ModelAdmin):
+    list_display = ["code", "name", "name_en", "level", "parent"]
+    list_filter = ["level"]
+    search_fields = ["code", "name", "name_en"]
+    list_select_related = ["parent"]
+    autocomplete_fields = ["parent"]
+
+    def get_readonly_fields(self, request, obj=None):
+        # The materialised path of every descendant derives from code and parent: fixed once saved.
+        return ["code", "level", "parent"] if obj else []
+
+    def get_search_results(self, request, queryset, search_term):
+        queryset, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        if request.GET.get("model_name") == "senior" and request.GET.get("field_name") == "community":
+            queryset = queryset.filter(level=Region.Level.COMMUNITY)  # seniors live in communities
+        return queryset, may_have_duplicates
+
+
+def _describe_rules(codes) -> str:
+    return "; ".join(rules.describe(code) for code in codes) or "—"
+
+
+class SeniorAddForm(forms.ModelForm):
+    """Registration: birth date and sex are derived from the ID-card number by the service."""
+
+    class Meta:
+        model = Senior
+        fields = [
+            "id_card_number",
+            "name",
+            "community",
+            "phone",
+            "address",
+            *(field.name for field in Senior._meta.fields if field.name in FACT_FIELDS),
+        ]
+
+    def clean_id_card_number(self):
+        try:
+            return normalise_id_card_number(self.cleaned_data["id_card_number"])
+        except EligibilityError as error:
+            raise forms.ValidationError(error.detail, code=error.code) from None
+
+
+@admin.register(Senior)
+class SeniorAdmin(admin.ModelAdmin):
+    preserve_filters = False  # a searched ID-card number would ride along in every link
+    list_display = ["name", "masked_id_card_number", "sex", "birth_date", "community", "status"]
+    list_filter = ["status", "self_care", "special_difficulty"]
+    # Exact ID-card number (a worker has it in hand) or the start of a name; never a partial ID.
+    search_fields = ["=id_card_number", "^name"]
+    list_select_related = ["community"]
+    autocomplete_fields = ["community"]
+    show_full_result_count = False
+    actions = ["reevaluate"]
+    change_readonly = [
+        "masked_id_card_number",
+        "birth_date",
+        "sex",
+        "current_determination",
+        "created_by",
+        "created_at",
+        "updated_at",
+    ]
+
+    @admin.display(description=_("ID-card number"))
+    def masked_id_card_number(self, obj):
+        return obj.masked_id_card_number
+
+    @admin.display(description=_("current determination"))
+    def current_determination(self, obj):
+        determination = obj.determinations.select_related("tier").filter(is_current=True).first()
+        if determination is None:
+            return "—"
+        return f"{determination.tier.name} ({determination.as_of}): {_describe_rules(determination.matched_rules)}"
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        if obj is None:
+            kwargs["form"] = SeniorAddForm
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def get_exclude(self, request, obj=None):
+        # Once registered, the number is shown masked only; a wrong number is a new registration.
+        return ["id_card_number"] if obj else []
+
+    def get_fields(self, request, obj=None):
+        fields = super().get_fields(request, obj)
+        if obj is None:
+            return fields
+        return [*self.change_readonly, *(name for name in fields if name not in self.change_readonly)]
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.change_readonly if obj else []
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "community":
+            kwargs["queryset"] = Region.objects.filter(level=Region.Level.COMMUNITY)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        senior = register_senior(
+            id_card_number=obj.id_card_number,
+            name=obj.name,
+            community=obj.community,
+            created_by=request.user,
+            phone=obj.phone,
+            address=obj.address,
+            **{name: form.cleaned_data[name] for name in FACT_FIELDS},
+        )
+        # The admin goes on with `obj` (history entry, redirect): make it the saved row.
+        obj.pk, obj.birth_date, obj.sex, obj.status_date = (
+            senior.pk,
+            senior.birth_date,
+            senior.sex,
+            senior.status_date,
+        )
+        obj._state.adding = False
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # one record per person: a senior moves away or dies, the record stays
+
+    @admin.action(
+        description=_("Re-evaluate eligibility of the selected seniors now"), permissions=["change"]
+    )
+    def reevaluate(self, request, queryset):
+        result = evaluate_eligibility(
+            as_of=timezone.localdate(),
+            determined_by=request.user,
+            senior_ids=list(queryset.values_list("pk", flat=True)),
+        )
+        self.message_user(
+            request,
+            _("%(evaluated)s evaluated, %(changed)s changed.")
+            % {"evaluated": result.evaluated, "changed": result.changed},
+            messages.SUCCESS,
+        )
+
+
+class TierInline(admin.TabularInline):
+    model = Tier
+    extra = 0
+
+
+class PolicyRuleInline(admin.TabularInline):
+    model = PolicyRule
+    extra = 0
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if db_field.name == "code":
+            # Only rules the evaluator knows can be granted; a typo would silently match nobody.
+            choices = [(code, f"{code}: {rule.description}") for code, rule in rules.TIER_RULES.items()]
+            return forms.ChoiceField(label=db_field.verbose_name, choices=choices)
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        policy_id = request.resolver_match.kwargs.get("object_id")
+        if db_field.name == "tier" and policy_id:
+            kwargs["queryset"] = Tier.objects.filter(policy_id=policy_id)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
+@admin.register(Policy)
+class PolicyAdmin(admin.ModelAdmin):
+    list_display = ["name", "code", "version", "effective_from", "effective_until"]
+    search_fields = ["code", "name"]
+    readonly_fields = ["created_by", "created_at"]
+    inlines = [TierInline, PolicyRuleInline]
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)
+
+
+@admin.register(Determination)
+class DeterminationAdmin(admin.ModelAdmin):
+    """Determinations are written by evaluation only; here they are read."""
+
+    preserve_filters = False  # a searched ID-card number would ride along in every link
+    list_display = ["senior", "tier", "care_visit_class", "as_of", "is_current", "determined_at"]
+    list_filter = ["is_current", "care_visit_class", "tier", "as_of"]
+    search_fields = ["=senior__id_card_number"]
+    list_select_related = ["senior", "tier"]
+    show_full_result_count = False
+    fields = ["senior", "policy", "tier", "care_visit_class", "rules_matched", "as_of", "is_current"]
+    readonly_fields = fields
+
+    @admin.display(description=_("matched rules"))
+    def rules_matched(self, obj):
+        return _describe_rules(obj.matched_rules)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

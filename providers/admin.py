@@ -1,0 +1,100 @@
+"""Admin for providers, the service catalogue, contracts, staff and their devices."""
+
+from django import forms
+from django.contrib import admin, messages
+from django.utils.translation import gettext_lazy as _
+from stdnum.cn import uscc
+from stdnum.exceptions import ValidationError as StdnumValidationError
+
+from providers.models import Contract, ContractItem, Device, Provider, ServiceItem, StaffMember
+from providers.services import revoke_device
+
+
+class ProviderForm(forms.ModelForm):
+    class Meta:
+        model = Provider
+        fields = ["code", "name", "name_en", "credit_code", "contact_phone", "is_active"]
+
+    def clean_credit_code(self):
+        try:
+            return uscc.validate(self.cleaned_data["credit_code"])
+        except StdnumValidationError:
+            raise forms.ValidationError(
+                _("The unified social credit code is not valid."), code="invalid_credit_code"
+            ) from None
+
+
+@admin.register(Provider)
+class ProviderAdmin(admin.ModelAdmin):
+    form = ProviderForm
+    list_display = ["code", "name", "credit_code", "contact_phone", "is_active"]
+    list_filter = ["is_active"]
+    search_fields = ["code", "name", "name_en", "=credit_code"]
+
+
+@admin.register(ServiceItem)
+class ServiceItemAdmin(admin.ModelAdmin):
+    list_display = ["code", "name", "name_en", "unit", "category", "is_active"]
+    list_filter = ["category", "unit", "is_active"]
+    search_fields = ["code", "name", "name_en"]
+
+
+class ContractItemInline(admin.TabularInline):
+    model = ContractItem
+    extra = 0
+    autocomplete_fields = ["service_item"]
+
+
+@admin.register(Contract)
+class ContractAdmin(admin.ModelAdmin):
+    list_display = ["number", "provider", "starts_on", "ends_on", "status"]
+    list_filter = ["status", "provider"]
+    search_fields = ["number", "provider__name", "provider__code"]
+    list_select_related = ["provider"]
+    filter_horizontal = ["service_area"]
+    inlines = [ContractItemInline]
+
+
+@admin.register(StaffMember)
+class StaffMemberAdmin(admin.ModelAdmin):
+    list_display = ["display_name", "employee_number", "provider", "user", "is_active"]
+    list_filter = ["is_active", "provider"]
+    search_fields = ["display_name", "employee_number", "user__username"]
+    list_select_related = ["provider", "user"]
+    autocomplete_fields = ["user"]
+
+
+@admin.register(Device)
+class DeviceAdmin(admin.ModelAdmin):
+    """Devices are created by signing in on the phone; here they are seen and revoked, no more."""
+
+    list_display = ["staff", "name", "token_prefix", "created_at", "last_used_at", "revoked_at"]
+    list_filter = ["staff__provider"]
+    search_fields = ["=token_prefix", "staff__display_name", "staff__user__username"]
+    list_select_related = ["staff"]
+    # The token hash stays out of sight: the prefix is enough to recognise a device.
+    fields = ["staff", "name", "token_prefix", "created_at", "last_used_at", "revoked_at"]
+    readonly_fields = fields
+    actions = ["revoke"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_revoke_permission(self, request):
+        return request.user.has_perm("providers.change_device")
+
+    @admin.action(
+        description=_("Revoke the selected devices (they must sign in again)"), permissions=["revoke"]
+    )
+    def revoke(self, request, queryset):
+        for device in queryset:
+            revoke_device(device=device)
+        self.message_user(
+            request, _("%(count)s devices revoked.") % {"count": len(queryset)}, messages.SUCCESS
+        )

@@ -1,0 +1,128 @@
+"""Fixtures for the end-to-end page tests: one user per role, and a senior with this month's
+voucher on which one service counts and one was voided, all made through the real services."""
+
+import datetime as dt
+import os
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal
+
+import pytest
+from django.contrib.auth.models import Group, Permission
+from django.utils import timezone
+from djmoney.money import Money
+
+from config.months import month_of
+from config.roles import ROLE_NAMES
+from eligibility.services import ensure_default_policy, evaluate_eligibility, register_senior
+from tests.factories import (
+    ContractFactory,
+    ContractItemFactory,
+    ProviderFactory,
+    ServiceItemFactory,
+    StaffMemberFactory,
+    UserFactory,
+    make_community,
+    make_id_card_number,
+)
+from vouchers.models import Voucher
+from vouchers.services import issue_vouchers, redeem, void_redemption
+from vouchers.tokens import voucher_token
+
+# Playwright's sync API runs an event loop in the test thread, where the test also uses the ORM.
+os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+
+PASSWORD = "pw-for-tests-1"  # UserFactory's password
+ACCOUNT_CONTEXT = "config.views.account_context"
+
+
+def make_user(username: str, *roles: str, **fields):
+    user = UserFactory(username=username, **fields)
+    for role in roles:
+        user.groups.add(Group.objects.get_or_create(name=role)[0])
+    return user
+
+
+@pytest.fixture
+def role_users(db) -> dict:
+    """A user per role, named as people are (the home page greets them by name). The bureau and
+    community workers use the admin; a worker may keep the senior registry there."""
+    names = {
+        "bureau": "王秀英",
+        "worker": "陈丽",
+        "provider": "赵经理",
+        "staff": "李师傅",
+        "finance": "孙会计",
+    }
+    users = {
+        role: make_user(role, role, first_name=names[role], is_staff=role in ("bureau", "worker"))
+        for role in ROLE_NAMES
+    }
+    users["worker"].user_permissions.add(
+        *Permission.objects.filter(content_type__app_label="eligibility", codename__endswith="_senior")
+    )
+    return users
+
+
+@dataclass
+class SeniorVoucher:
+    senior: object
+    voucher: Voucher
+    token: str
+    provider: object
+
+    def url(self) -> str:
+        return f"/v/{self.token}/"
+
+
+def build_senior_voucher() -> SeniorVoucher:
+    """李建国 (low fee: 70 % government share, ¥200 a month) had 2 hours of cleaning at ¥40 an
+    hour this month (¥56 from the voucher, ¥24 paid by him) and a meal that was voided."""
+    ensure_default_policy()
+    now = timezone.now()
+    community = make_community("E")
+    senior = register_senior(
+        id_card_number=make_id_card_number(birth_date=dt.date(1950, 5, 1)),
+        name="李建国",
+        community=community,
+        empty_nest=True,
+        self_care="disabled",
+    )
+    evaluate_eligibility(as_of=timezone.localdate())
+    issue_vouchers(period=month_of(now), now=now)
+    voucher = Voucher.objects.get(senior=senior, period=month_of(now))
+    provider = ProviderFactory(code="kangle", name="康乐家政", name_en="Kangle Home Services")
+    contract = ContractFactory(provider=provider, area=[community])
+    ContractItemFactory(
+        contract=contract, service_item=ServiceItemFactory(), unit_price=Money("40.00", "CNY")
+    )
+    ContractItemFactory(
+        contract=contract,
+        service_item=ServiceItemFactory(code="meal", name="助餐", name_en="Meal", unit="meal"),
+        unit_price=Money("15.00", "CNY"),
+    )
+    staff = StaffMemberFactory(provider=provider)
+    token = voucher_token(voucher)
+    for item, quantity in (("cleaning", "2"), ("meal", "1")):
+        result = redeem(
+            token=token,
+            service_item_code=item,
+            quantity=Decimal(quantity),
+            idempotency_key=uuid.uuid4().hex,
+            staff=staff,
+            now=now,
+        )
+    void_redemption(redemption_id=result.redemption.pk, reason="送错了", user=staff.user, now=now)
+    voucher.refresh_from_db()
+    return SeniorVoucher(senior=senior, voucher=voucher, token=token, provider=provider)
+
+
+@pytest.fixture
+def senior_voucher(db) -> SeniorVoucher:
+    return build_senior_voucher()
+
+
+@pytest.fixture
+def live_senior_voucher(transactional_db) -> SeniorVoucher:
+    """The same, committed, for a browser talking to `live_server` from another thread."""
+    return build_senior_voucher()

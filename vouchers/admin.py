@@ -1,0 +1,193 @@
+"""Admin for vouchers and the redemption ledger: read-only, because the ledger is immutable.
+
+Redemptions, voids and scan attempts are written by the services only (`redeem`,
+`void_redemption`); here nobody may add, change or delete them, superusers included.
+"""
+
+from django.contrib import admin
+from django.db.models import Max, Min
+from django.urls import reverse
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+
+from config.months import format_month, next_month, parse_month
+from eligibility.models import Tier
+from vouchers.models import Redemption, RedemptionVoid, ScanAttempt, Voucher
+from vouchers.tokens import voucher_token
+
+MONTHS_LISTED = 24
+# Outcomes of a scan: "ok" or a refusal code of DESIGN.md §5.
+SCAN_OUTCOMES = [
+    "ok",
+    "invalid_token",
+    "voucher_expired",
+    "voucher_revoked",
+    "voucher_not_yet_valid",
+    "not_contracted",
+    "outside_service_area",
+    "not_permitted",
+    "period_closed",
+    "invalid_input",
+    "rate_limited",
+]
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Viewable by whoever has the view permission; never added, changed or deleted here."""
+
+    show_full_result_count = False  # these tables hold millions of rows
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.fields or [field.name for field in self.model._meta.fields]
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class MonthFilter(admin.SimpleListFilter):
+    """The most recent months present, from MIN/MAX (index-only) rather than a DISTINCT scan."""
+
+    parameter_name = "month"
+    title = _("month")
+    field = "period"
+
+    def lookups(self, request, model_admin):
+        bounds = model_admin.model.objects.aggregate(first=Min(self.field), last=Max(self.field))
+        months, month = [], bounds["first"]
+        while month is not None and month <= bounds["last"]:
+            months.append(month)
+            month = next_month(month)
+        return [(format_month(m), format_month(m)) for m in reversed(months[-MONTHS_LISTED:])]
+
+    def queryset(self, request, queryset):
+        if self.value():
+            return queryset.filter(**{self.field: parse_month(self.value())})
+        return queryset
+
+
+class ServiceMonthFilter(MonthFilter):
+    field = "service_month"
+
+
+class TierCodeFilter(admin.SimpleListFilter):
+    """Tier codes from the policies, not a DISTINCT over the ledger."""
+
+    parameter_name = "tier"
+    title = _("tier")
+
+    def lookups(self, request, model_admin):
+        return sorted(dict(Tier.objects.values_list("code", "name")).items())
+
+    def queryset(self, request, queryset):
+        return queryset.filter(tier_code=self.value()) if self.value() else queryset
+
+
+def known_values_filter(field: str, title, values) -> type[admin.SimpleListFilter]:
+    """A filter over values known in advance, not a DISTINCT over a large table."""
+
+    class KnownValuesFilter(admin.SimpleListFilter):
+        parameter_name = field
+
+        def lookups(self, request, model_admin):
+            return [(value, value) for value in values]
+
+        def queryset(self, request, queryset):
+            return queryset.filter(**{field: self.value()}) if self.value() else queryset
+
+    KnownValuesFilter.title = title
+    return KnownValuesFilter
+
+
+class VoidedFilter(admin.SimpleListFilter):
+    parameter_name = "voided"
+    title = _("voided")
+
+    def lookups(self, request, model_admin):
+        return [("yes", _("Yes")), ("no", _("No"))]
+
+    def queryset(self, request, queryset):
+        if self.value() in ("yes", "no"):
+            return queryset.filter(void__isnull=self.value() == "no")
+        return queryset
+
+
+@admin.register(Voucher)
+class VoucherAdmin(ReadOnlyAdmin):
+    preserve_filters = False  # a searched ID-card number would ride along in every link
+    list_display = ["id", "senior", "period", "tier_code", "face_value", "balance", "status", "valid_until"]
+    list_filter = [MonthFilter, "status", TierCodeFilter]
+    search_fields = ["=senior__id_card_number", "=id"]
+    list_select_related = ["senior"]
+    fields = [
+        "senior",
+        "period",
+        "tier",
+        "tier_code",
+        "government_share_rate",
+        "face_value",
+        "balance",
+        "valid_from",
+        "valid_until",
+        "status",
+        "token_version",
+        "issued_at",
+        "senior_page",
+    ]
+
+    @admin.display(description=_("senior's page"))
+    def senior_page(self, obj):
+        url = reverse("senior-voucher", kwargs={"token": voucher_token(obj)})
+        return format_html('<a href="{}">{}</a>', url, _("Open the page the QR code shows"))
+
+
+@admin.register(Redemption)
+class RedemptionAdmin(ReadOnlyAdmin):
+    preserve_filters = False  # a searched ID-card number would ride along in every link
+    list_display = [
+        "id",
+        "served_at",
+        "provider",
+        "service_item",
+        "senior",
+        "quantity",
+        "amount",
+        "government_share",
+        "senior_share",
+        "tier_code",
+        "voided",
+    ]
+    list_filter = [ServiceMonthFilter, "provider", TierCodeFilter, VoidedFilter]
+    search_fields = ["=id", "=idempotency_key", "=voucher__senior__id_card_number"]
+    list_select_related = ["voucher__senior", "provider", "service_item", "void"]
+
+    @admin.display(description=_("senior"))
+    def senior(self, obj):
+        return obj.voucher.senior  # shown by its masked name
+
+    @admin.display(description=_("voided"), boolean=True)
+    def voided(self, obj):
+        return hasattr(obj, "void")
+
+
+@admin.register(RedemptionVoid)
+class RedemptionVoidAdmin(ReadOnlyAdmin):
+    list_display = ["redemption", "reason", "voided_by", "voided_at", "credited_back"]
+    search_fields = ["=redemption__id"]
+    list_select_related = ["redemption", "voided_by"]
+
+
+@admin.register(ScanAttempt)
+class ScanAttemptAdmin(ReadOnlyAdmin):
+    list_display = ["at", "action", "outcome", "staff", "device", "voucher"]
+    list_filter = [
+        known_values_filter("outcome", _("outcome"), SCAN_OUTCOMES),
+        known_values_filter("action", _("action"), ["verify", "redeem"]),
+    ]
+    search_fields = ["=scanned_hash"]
+    list_select_related = ["staff", "device__staff", "voucher__senior"]

@@ -1,0 +1,76 @@
+"""Pages of the vouchers app: the senior's own voucher page (what the QR code opens)."""
+
+import datetime as dt
+from dataclasses import dataclass
+
+from django.shortcuts import render
+from django.utils import timezone
+from django.utils.translation import get_language
+from django.views.decorators.http import require_safe
+
+from vouchers import tokens
+from vouchers.models import Voucher
+from vouchers.selectors import services_on_voucher, voucher_for_senior_page
+
+RECENT_SERVICES = 20
+
+
+def _in_language(obj) -> str:
+    """The English name where the page is in English and one is recorded, else the Chinese one."""
+    english = getattr(obj, "name_en", "")
+    return english if english and (get_language() or "").startswith("en") else obj.name
+
+
+@dataclass(frozen=True)
+class ServiceRow:
+    served_on: dt.date
+    item: str
+    provider: str
+    amount: object
+    government_share: object
+    senior_share: object
+
+
+def _private(response):
+    # The URL is the key to the page: never cache it anywhere, never index it.
+    response["Cache-Control"] = "no-store"
+    response["X-Robots-Tag"] = "noindex"
+    return response
+
+
+@require_safe
+def senior_voucher(request, token: str):
+    parsed = tokens.parse_token(token)
+    voucher = voucher_for_senior_page(voucher_id=parsed.voucher_id) if parsed else None
+    if voucher is None:
+        # Forged, altered or unknown: one answer, so the page tells nothing about why.
+        return _private(render(request, "vouchers/senior_voucher.html", {"state": "invalid"}, status=404))
+    if parsed.version != voucher.token_version or voucher.status == Voucher.Status.REVOKED:
+        return _private(render(request, "vouchers/senior_voucher.html", {"state": "replaced"}, status=410))
+
+    today = timezone.localdate()
+    if voucher.status == Voucher.Status.EXPIRED or today > voucher.valid_until:
+        state = "expired"
+    elif today < voucher.valid_from:
+        state = "not_yet_valid"
+    else:
+        state = "active"
+    rows = [
+        ServiceRow(
+            served_on=timezone.localtime(redemption.served_at).date(),
+            item=_in_language(redemption.service_item),
+            provider=_in_language(redemption.provider),
+            amount=redemption.amount.amount,
+            government_share=redemption.government_share.amount,
+            senior_share=redemption.senior_share.amount,
+        )
+        for redemption in services_on_voucher(voucher=voucher)
+    ]
+    context = {
+        "state": state,
+        "voucher": voucher,
+        "masked_name": voucher.senior.masked_name,
+        "tier_name": _in_language(voucher.tier),
+        "services": rows,
+    }
+    return _private(render(request, "vouchers/senior_voucher.html", context))
