@@ -1,0 +1,82 @@
+# Two commands matter: `make run` (a demo on SQLite at http://127.0.0.1:8000) and `make test`.
+# Everything runs from .venv, created on first use with nothing but Python 3.11 and python3-venv.
+# DATABASE_URL, REDIS_URL and the other settings come from the environment, untouched.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+MANAGE := $(PY) manage.py
+RUNTIME_STAMP := $(VENV)/.installed-runtime
+DEV_STAMP := $(VENV)/.installed-dev
+
+.DEFAULT_GOAL := help
+.PHONY: help venv dev run demo lint format test messages worker beat bench clean distclean
+
+help:
+	@echo "make run       create .venv, migrate SQLite, load the demo, serve http://127.0.0.1:8000"
+	@echo "make test      install dev tools, lint, run the test suite (DATABASE_URL/REDIS_URL honoured)"
+	@echo "make demo      (re)load the demo data idempotently and print the logins"
+	@echo "make lint      ruff check + ruff format --check"
+	@echo "make format    ruff format + ruff check --fix"
+	@echo "make messages  update and compile the zh_Hans and en translations"
+	@echo "make worker    a Celery worker (needs REDIS_URL)"
+	@echo "make beat      the Celery beat scheduler (needs REDIS_URL)"
+	@echo "make bench     the redemption benchmark (needs a PostgreSQL DATABASE_URL)"
+	@echo "make clean     remove caches and collected static files; distclean also .venv and db.sqlite3"
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+# Reinstall only when the requirements change (the stamp is older than the file).
+$(RUNTIME_STAMP): requirements.txt | $(PY)
+	$(PY) -m pip install --disable-pip-version-check -r requirements.txt
+	touch $@
+
+$(DEV_STAMP): requirements-dev.txt requirements.txt $(RUNTIME_STAMP)
+	$(PY) -m pip install --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+venv: $(RUNTIME_STAMP)
+
+dev: $(DEV_STAMP)
+
+# DEBUG=1: no SECRET_KEY needed, embedded SQLite unless DATABASE_URL is set, Celery tasks inline.
+run: venv
+	DEBUG=1 $(MANAGE) migrate
+	DEBUG=1 $(MANAGE) demo
+	DEBUG=1 $(MANAGE) runserver 127.0.0.1:8000
+
+demo: venv
+	DEBUG=1 $(MANAGE) demo
+
+lint: dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: dev
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+test: dev lint
+	$(VENV)/bin/pytest
+
+messages: dev
+	DEBUG=1 $(MANAGE) makemessages -l zh_Hans -l en --ignore=.venv --ignore=staticfiles
+	DEBUG=1 $(MANAGE) compilemessages --ignore=.venv
+
+# Production shape: set SECRET_KEY, DATABASE_URL and REDIS_URL in the environment first.
+worker: venv
+	$(VENV)/bin/celery -A config worker -l info
+
+beat: venv
+	$(VENV)/bin/celery -A config beat -l info
+
+bench: venv
+	$(PY) bench/redeem.py
+
+clean:
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -exec rm -rf {} +
+	rm -rf .ruff_cache .pytest_cache .hypothesis staticfiles
+
+distclean: clean
+	rm -rf $(VENV) db.sqlite3

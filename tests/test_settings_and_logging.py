@@ -1,0 +1,119 @@
+"""Settings read from the environment, and logs that never carry an ID-card number (§6.6)."""
+
+import io
+import logging
+import os
+import subprocess
+import sys
+
+import pytest
+from django.conf import settings
+
+from config.logging import RedactIdCardNumbers, redact_id_card_numbers
+from tests.factories import make_id_card_number
+
+ID_NUMBER = make_id_card_number(serial=7)
+
+
+def test_an_id_card_number_is_masked_to_its_last_four_characters():
+    # given a message that carries an 18-character resident ID
+    message = f"registered senior {ID_NUMBER} in 保俶社区"
+
+    # when it is redacted
+    redacted = redact_id_card_numbers(message)
+
+    # then only the last four characters of the number are left
+    assert ID_NUMBER not in redacted
+    assert redacted == f"registered senior **************{ID_NUMBER[-4:]} in 保俶社区"
+
+
+def test_an_id_ending_in_x_is_masked_too():
+    number = "11010519491231002X"
+    assert redact_id_card_numbers(f"id={number}") == "id=**************002X"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "phone 13912345678",  # 11 digits
+        "old 15-digit ID 330106450301001",
+        "17 digits 33010619450301001",
+        "a 19-digit bank card 6222021234567890123",
+        "a 20-digit number 33010619450301001234",
+        "amount 300.00 CNY, voucher 12",
+    ],
+)
+def test_shorter_numbers_and_longer_digit_runs_are_left_alone(text):
+    assert redact_id_card_numbers(text) == text
+
+
+def test_a_real_logger_never_writes_the_number():
+    # given a logger whose handler carries the filter, as in settings.LOGGING
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(RedactIdCardNumbers())
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    logger = logging.getLogger("tests.redaction")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    try:
+        # when the number arrives both in the message and as a %-argument
+        logger.info("senior %s refused", ID_NUMBER)
+        logger.warning(f"duplicate {ID_NUMBER}")
+    finally:
+        logger.removeHandler(handler)
+
+    # then the written log has no number, only masked ones
+    written = stream.getvalue()
+    assert ID_NUMBER not in written
+    assert written.splitlines() == [
+        f"INFO senior **************{ID_NUMBER[-4:]} refused",
+        f"WARNING duplicate **************{ID_NUMBER[-4:]}",
+    ]
+
+
+def test_the_configured_console_handler_redacts():
+    handler = settings.LOGGING["handlers"]["console"]
+    assert "redact_id_cards" in handler["filters"]
+    assert settings.LOGGING["filters"]["redact_id_cards"]["()"] == "config.logging.RedactIdCardNumbers"
+
+
+def _import_settings(**env_vars) -> subprocess.CompletedProcess:
+    """Import config.settings in a fresh interpreter whose environment holds only `env_vars`."""
+    env = {"PATH": os.environ.get("PATH", ""), **env_vars}
+    return subprocess.run(
+        [sys.executable, "-c", "import config.settings as s; print(s.DEBUG)"],
+        cwd=settings.BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.fixture
+def no_local_env_file():
+    if (settings.BASE_DIR / ".env").exists():
+        pytest.skip("a local .env file may set SECRET_KEY or DEBUG for the subprocess")
+
+
+def test_settings_refuse_to_start_without_a_secret_key_unless_debug(no_local_env_file):
+    # when the settings are imported with neither SECRET_KEY nor DEBUG
+    refused = _import_settings()
+    # then they refuse, saying what is missing
+    assert refused.returncode != 0
+    assert "ImproperlyConfigured" in refused.stderr
+    assert "SECRET_KEY must be set" in refused.stderr
+
+    # while with DEBUG=1, or with a key, they load
+    assert _import_settings(DEBUG="1").stdout.strip() == "True"
+    assert _import_settings(SECRET_KEY="a-key-for-this-test-only").stdout.strip() == "False"
+
+
+def test_shanghai_time_and_chinese_first():
+    assert settings.TIME_ZONE == "Asia/Shanghai"
+    assert settings.USE_TZ is True
+    assert settings.LANGUAGE_CODE == "zh-hans"
+    assert [code for code, _name in settings.LANGUAGES] == ["zh-hans", "en"]
