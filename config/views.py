@@ -46,7 +46,7 @@ def _links_by_role() -> dict[str, list[Link]]:
     )
     api_docs = Link(_("API documentation"), _url("api-docs"), _("For the scanner and other systems."))
     settlement = Link(
-        _("Monthly settlement"), _url("billing-periods"), _("Settle, review, approve and export.")
+        _("Monthly settlement"), _url("billing-periods"), _("Settled months, statements and Excel exports.")
     )
     return {
         BUREAU: [admin, api_docs, settlement],

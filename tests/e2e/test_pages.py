@@ -242,7 +242,7 @@ def test_the_voucher_page_says_when_a_voucher_cannot_be_used(client, senior_vouc
 
     page = client.get(senior_voucher.url()).content.decode()
 
-    assert t(shown) in page and t("Active") not in page
+    assert f">{t(shown)}</span>" in page and "status-active" not in page
     assert "¥144.00" in page
 
 
