@@ -20,11 +20,10 @@ def contract_items_for(*, provider, on: dt.date):
     )
 
 
-def contracts_covering(*, contract_ids, region_path: str) -> set[int]:
-    """Of these contracts, those whose service area covers the region at `region_path`.
+def ancestor_paths(region_path: str) -> list[str]:
+    """The paths of a region and of every region above it: "a/b/c/" -> ["a/", "a/b/", "a/b/c/"].
 
-    An area region covers its whole subtree, so it covers a community whose path starts with it.
+    An area covers a community exactly when the area's path is one of these.
     """
-    through = Contract.service_area.through
-    rows = through.objects.filter(contract_id__in=contract_ids).values_list("contract_id", "region__path")
-    return {contract_id for contract_id, area_path in rows if region_path.startswith(area_path)}
+    parts = region_path.strip("/").split("/")
+    return ["/".join(parts[: i + 1]) + "/" for i in range(len(parts))]

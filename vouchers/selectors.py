@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 from django.utils.translation import gettext_lazy as _
 
-from providers.selectors import contract_items_for, contracts_covering
+from providers.selectors import ancestor_paths, contract_items_for
 from vouchers import tokens
 from vouchers.errors import VoucherError
 from vouchers.models import ClosedMonth, Redemption, Voucher
@@ -46,36 +46,32 @@ def check_month_open(*, month: dt.date) -> None:
 
 def items_available(*, voucher: Voucher, provider, today: dt.date) -> list:
     """The provider's contract items (one per service item) whose contract covers the senior."""
-    candidates = list(contract_items_for(provider=provider, on=today))
-    covering = contracts_covering(
-        contract_ids={item.contract_id for item in candidates}, region_path=voucher.senior.community.path
+    covering = contract_items_for(provider=provider, on=today).filter(
+        contract__service_area__path__in=ancestor_paths(voucher.senior.community.path)
     )
     chosen = {}
-    for item in candidates:  # newest contract first within each service item
-        if item.contract_id in covering:
-            chosen.setdefault(item.service_item.code, item)
+    for item in covering:  # newest contract first within each service item
+        chosen.setdefault(item.service_item.code, item)
     return list(chosen.values())
 
 
 def contract_item_for(*, voucher: Voucher, provider, service_item_code: str, today: dt.date):
-    """The contract item to price a service with, or a refusal that says why there is none."""
-    candidates = [
-        item
-        for item in contract_items_for(provider=provider, on=today)
-        if item.service_item.code == service_item_code
-    ]
-    if not candidates:
+    """The contract item to price a service with, or a refusal that says why there is none.
+
+    One query on the hot path: the service area is matched against the community's ancestors.
+    """
+    offered = contract_items_for(provider=provider, on=today).filter(service_item__code=service_item_code)
+    item = offered.filter(
+        contract__service_area__path__in=ancestor_paths(voucher.senior.community.path)
+    ).first()
+    if item is not None:
+        return item
+    if not offered.exists():
         raise VoucherError(
             "not_contracted",
             _("Your organisation has no contract for this service (%(item)s) today."),
             item=service_item_code,
         )
-    covering = contracts_covering(
-        contract_ids={item.contract_id for item in candidates}, region_path=voucher.senior.community.path
-    )
-    for item in candidates:
-        if item.contract_id in covering:
-            return item
     raise VoucherError(
         "outside_service_area", _("This senior lives outside your organisation's contracted service area.")
     )

@@ -127,22 +127,24 @@ def _parse_quantity(quantity) -> Decimal:
 
 
 def _replay(*, provider, idempotency_key, voucher_id, service_item_code, quantity) -> RedeemResult | None:
-    """The redemption already recorded under this key, if the request is the same one again."""
-    existing = (
-        Redemption.objects.select_related("voucher", "service_item")
-        .filter(provider=provider, idempotency_key=idempotency_key)
+    """The redemption already recorded under this key, if the request is the same one again.
+
+    A narrow lookup on the unique (provider, key) index; the full row is loaded only for a replay.
+    """
+    found = (
+        Redemption.objects.filter(provider=provider, idempotency_key=idempotency_key)
+        .order_by()
+        .values_list("pk", "voucher_id", "service_item__code", "quantity")
         .first()
     )
-    if existing is None:
+    if found is None:
         return None
-    if (existing.voucher_id, existing.service_item.code, existing.quantity) != (
-        voucher_id,
-        service_item_code,
-        quantity,
-    ):
+    pk, *recorded = found
+    if tuple(recorded) != (voucher_id, service_item_code, quantity):
         raise VoucherError(
             "idempotency_conflict", _("This idempotency key was already used for a different redemption.")
         )
+    existing = Redemption.objects.select_related("voucher__senior", "service_item").get(pk=pk)
     return RedeemResult(redemption=existing, replayed=True)
 
 
@@ -174,15 +176,7 @@ def redeem(
     if not staff.is_active or not staff.provider.is_active:
         raise VoucherError("not_permitted", _("This account may not record services."))
     provider = staff.provider
-    replay = _replay(
-        provider=provider,
-        idempotency_key=idempotency_key,
-        voucher_id=parsed.voucher_id,
-        service_item_code=service_item_code,
-        quantity=quantity,
-    )
-    if replay:
-        return replay
+    # The replay check runs under the voucher's lock (in _redeem_locked), where it cannot race.
     try:
         with transaction.atomic():
             return _redeem_locked(
