@@ -50,7 +50,7 @@ def test_finance_and_bureau_see_the_settled_months(settled, client, role):
         assert name in page
     assert "90.00" in page  # 60.00 + 30.00
     assert reverse("billing-export", kwargs={"period": "2026-10"}) in page
-    assert 'style="overflow-x:auto"' in page  # tables scroll on a phone instead of the page
+    assert 'class="service-money"' in page and "<table" not in page  # cards, not a wide table, on a phone
 
 
 def test_the_settlements_page_reads_a_constant_number_of_queries(
