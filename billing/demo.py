@@ -438,7 +438,8 @@ def ensure_users() -> dict:
             user.save(update_fields=changed)
         user.groups.add(_group(plan.role))
         users[plan.username] = user
-    users["worker"].user_permissions.add(
+    # Permissions belong to the role, so every community worker added later has them too.
+    _group(roles.WORKER).permissions.add(
         *Permission.objects.filter(content_type__app_label="eligibility", codename__in=WORKER_PERMISSIONS)
     )
     return users

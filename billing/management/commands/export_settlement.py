@@ -1,3 +1,5 @@
+from pathlib import Path
+
 from django.core.management.base import BaseCommand, CommandError
 
 from billing.exports import export_settlement
@@ -18,6 +20,10 @@ class Command(BaseCommand):
             month = parse_month(period)
         except ValueError as error:
             raise CommandError(str(error)) from None
+        folder = Path(out).resolve().parent
+        if not folder.is_dir():
+            # Checked first: openpyxl would otherwise fail half-way and print a stray traceback.
+            raise CommandError(f"cannot write {out}: the folder {folder} does not exist")
         try:
             summary = export_settlement(month=month, out=out, provider_code=provider)
         except DomainError as error:
