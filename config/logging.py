@@ -22,3 +22,14 @@ class RedactIdCardNumbers(logging.Filter):
             record.msg = redacted
             record.args = None
         return True
+
+
+class RedactingFormatter(logging.Formatter):
+    """Masks ID-card numbers in the whole formatted record, tracebacks included.
+
+    A database error's text can quote a unique key (`Key (id_card_number)=(…) already exists`);
+    the filter only sees the message, so the formatter redacts what is finally written.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact_id_card_numbers(super().format(record))

@@ -150,8 +150,12 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "config.api.exception_handler",
+    # Behind the TLS proxy set NUM_PROXIES=1, so throttles key on the client's address and a
+    # client cannot choose its own key with a forged X-Forwarded-For.
+    "NUM_PROXIES": env.int("NUM_PROXIES", default=0),
     "DEFAULT_THROTTLE_RATES": {
         "auth_token": env("THROTTLE_AUTH_TOKEN", default="10/min"),
+        "auth_username": env("THROTTLE_AUTH_USERNAME", default="10/min"),
         "scan": env("THROTTLE_SCAN", default="120/min"),
     },
 }
@@ -176,6 +180,8 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_DEFAULT_QUEUE = env("CELERY_QUEUE", default="homecare")
+# Workers log through LOGGING below, so their tracebacks are redacted like the web's.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # Voucher QR tokens are signed with a key derived from SECRET_KEY; the senior page is /v/<token>.
 PUBLIC_BASE_URL = env("PUBLIC_BASE_URL", default="http://127.0.0.1:8000")
@@ -185,7 +191,10 @@ LOGGING = {
     "disable_existing_loggers": False,
     "filters": {"redact_id_cards": {"()": "config.logging.RedactIdCardNumbers"}},
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "plain": {
+            "()": "config.logging.RedactingFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
+        },
     },
     "handlers": {
         "console": {

@@ -5,7 +5,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from djmoney.money import Money
@@ -105,7 +105,12 @@ def register_senior(
         **facts,
     )
     senior.full_clean(exclude=["id_card_number"], validate_unique=False)
-    senior.save()
+    try:
+        with transaction.atomic():
+            senior.save()
+    except IntegrityError:
+        # Registered by someone else between our check and our insert (a double submit).
+        raise EligibilityError("duplicate_senior", _("This person is already registered.")) from None
     return senior
 
 

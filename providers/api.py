@@ -1,10 +1,12 @@
 """API of the providers app: a scanning device signs in and gets its own token."""
 
+import hashlib
+
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
+from rest_framework.throttling import ScopedRateThrottle, SimpleRateThrottle
 from rest_framework.views import APIView
 
 from providers.services import sign_in_device
@@ -28,10 +30,27 @@ class TokenResponseSerializer(serializers.Serializer):
     provider_code = serializers.CharField()
 
 
+class UsernameRateThrottle(SimpleRateThrottle):
+    """Limits sign-in attempts per username, whatever address they come from."""
+
+    scope = "auth_username"
+
+    def get_cache_key(self, request, view):
+        username = (
+            str(request.data.get("username", "")).strip().lower() if hasattr(request.data, "get") else ""
+        )
+        if not username:
+            return None
+        return self.cache_format % {
+            "scope": self.scope,
+            "ident": hashlib.sha256(username.encode()).hexdigest(),
+        }
+
+
 class AuthTokenView(APIView):
     authentication_classes = []
     permission_classes = [AllowAny]
-    throttle_classes = [ScopedRateThrottle]
+    throttle_classes = [ScopedRateThrottle, UsernameRateThrottle]
     throttle_scope = "auth_token"
 
     @extend_schema(

@@ -1,7 +1,9 @@
 """Settings read from the environment, and logs that never carry an ID-card number (§6.6)."""
 
+import copy
 import io
 import logging
+import logging.config
 import os
 import subprocess
 import sys
@@ -73,10 +75,25 @@ def test_a_real_logger_never_writes_the_number():
     ]
 
 
-def test_the_configured_console_handler_redacts():
-    handler = settings.LOGGING["handlers"]["console"]
-    assert "redact_id_cards" in handler["filters"]
-    assert settings.LOGGING["filters"]["redact_id_cards"]["()"] == "config.logging.RedactIdCardNumbers"
+def test_the_configured_console_handler_redacts_messages_and_tracebacks():
+    """The LOGGING of config.settings, as configured: a database error quoting the number in its
+    traceback (a duplicate key) must not reach the log in clear."""
+    number = "330106195001010028"
+    stream = io.StringIO()
+    config = copy.deepcopy(settings.LOGGING)
+    config["handlers"]["console"]["stream"] = stream
+    logging.config.dictConfig(config)
+    try:
+        try:
+            raise RuntimeError(f"duplicate key value: Key (id_card_number)=({number}) already exists.")
+        except RuntimeError:
+            logging.getLogger("homecare.configured_logging").exception("registering %s failed", number)
+    finally:
+        logging.config.dictConfig(settings.LOGGING)
+    written = stream.getvalue()
+    assert "Traceback" in written and "already exists" in written
+    assert number not in written
+    assert written.count("**************0028") == 2
 
 
 def _import_settings(**env_vars) -> subprocess.CompletedProcess:

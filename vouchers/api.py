@@ -23,7 +23,7 @@ ERRORS = {code: ErrorSerializer for code in (400, 401, 403, 404, 409, 429)}
 
 def _staff_of(request):
     staff = getattr(request.user, "staff_member", None)
-    if staff is None or not staff.is_active:
+    if staff is None or not staff.is_active or not staff.provider.is_active:
         raise VoucherError(
             "not_permitted", _("This account is not provider staff; only staff can scan vouchers.")
         )
@@ -125,11 +125,12 @@ class ScanView(APIView):
     throttle_scope = "scan"
     action = ""
 
-    def record_refusal(self, request, scanned: str, error: DomainError) -> None:
+    def record_scan(self, request, scanned: str, outcome: str) -> None:
+        """Every scan leaves a row, accepted or refused (DESIGN.md §4.5: proof of service)."""
         services.record_scan_attempt(
             scanned=scanned,
             action=self.action,
-            outcome=error.code,
+            outcome=outcome,
             staff=getattr(request.user, "staff_member", None),
             device=request.auth if request.auth is not None and hasattr(request.auth, "staff_id") else None,
         )
@@ -149,8 +150,9 @@ class VerifyView(ScanView):
                 scanned=scanned, provider=staff.provider, today=local_date(timezone.now())
             )
         except DomainError as error:
-            self.record_refusal(request, scanned, error)
+            self.record_scan(request, scanned, error.code)
             raise
+        self.record_scan(request, scanned, "ok")
         voucher = scan.voucher
         return Response(
             {
@@ -207,8 +209,9 @@ class RedemptionsView(ScanView):
                 device=request.auth if hasattr(request.auth, "staff_id") else None,
             )
         except DomainError as error:
-            self.record_refusal(request, scanned, error)
+            self.record_scan(request, scanned, error.code)
             raise
+        self.record_scan(request, scanned, "replayed" if result.replayed else "ok")
         body = RedemptionSerializer(result.redemption).data
         body["remaining_balance"] = _money(result.remaining_balance)
         return Response(body, status=status.HTTP_200_OK if result.replayed else status.HTTP_201_CREATED)
@@ -216,7 +219,8 @@ class RedemptionsView(ScanView):
 
 class VoidView(APIView):
     @extend_schema(request=VoidRequestSerializer, responses={200: VoidResponseSerializer, **ERRORS})
-    def post(self, request, redemption_id: int):
+    def post(self, request, redemption_id: str):
+        redemption_id = int(redemption_id)
         data = VoidRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         void = services.void_redemption(

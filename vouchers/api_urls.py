@@ -1,13 +1,22 @@
-"""URLs of the versioned API, /api/v1/ (DESIGN.md §5)."""
+"""URLs of the versioned API, /api/v1/ (DESIGN.md §5).
 
-from django.urls import path
+The trailing slash is optional: APPEND_SLASH would answer a POST without it with an HTML
+redirect that clients follow as a GET, losing the scan. Anything unknown answers JSON 404, in
+DEBUG too.
+"""
 
+from django.urls import re_path
+
+from config.api import json_not_found
 from providers.api import AuthTokenView
 from vouchers.api import RedemptionsView, VerifyView, VoidView
 
 urlpatterns = [
-    path("auth/token/", AuthTokenView.as_view(), name="api-auth-token"),
-    path("vouchers/verify/", VerifyView.as_view(), name="api-voucher-verify"),
-    path("redemptions/", RedemptionsView.as_view(), name="api-redemptions"),
-    path("redemptions/<int:redemption_id>/void/", VoidView.as_view(), name="api-redemption-void"),
+    re_path(r"^auth/token/?$", AuthTokenView.as_view(), name="api-auth-token"),
+    re_path(r"^vouchers/verify/?$", VerifyView.as_view(), name="api-voucher-verify"),
+    re_path(r"^redemptions/?$", RedemptionsView.as_view(), name="api-redemptions"),
+    re_path(
+        r"^redemptions/(?P<redemption_id>[0-9]{1,18})/void/?$", VoidView.as_view(), name="api-redemption-void"
+    ),
+    re_path(r"^", json_not_found),
 ]

@@ -17,7 +17,7 @@ from django.utils.translation import gettext_lazy as _
 from djmoney.money import Money
 
 from billing import pricing
-from config.months import last_day, local_date, month_of
+from config.months import last_day, local_date, month_of, next_month
 from eligibility.models import Determination, Senior
 from vouchers import tokens
 from vouchers.errors import VoucherError
@@ -53,12 +53,20 @@ def issue_vouchers(*, period: dt.date, now: dt.datetime | None = None) -> IssueR
     """Issue `period`'s voucher to every active senior with a current determination.
 
     One INSERT … SELECT; the unique (senior, month) constraint makes it idempotent, so a second
-    run issues nothing. Face value and share rate are snapshots of the tier's terms. Vouchers of
-    earlier months still active are expired in the same transaction.
+    run issues nothing. Face value and share rate are snapshots of the tier's terms. Vouchers
+    whose validity ended before today are expired in the same transaction (by date, so issuing
+    next month early never cuts this month short). Refuses `invalid_input` for a period more than
+    one month ahead: a typo must not issue a far-future month.
     """
     if period.day != 1:
         raise VoucherError("invalid_input", _("A voucher period is a month (its first day)."))
     now = now or timezone.now()
+    if period > next_month(month_of(now)):
+        raise VoucherError(
+            "invalid_input",
+            _("Vouchers can be issued at most one month ahead, not for %(month)s."),
+            month=f"{period:%Y-%m}",
+        )
     voucher, determination, senior = Voucher._meta, Determination._meta, Senior._meta
     tier = Determination._meta.get_field("tier").related_model._meta
     sql = f"""
@@ -91,7 +99,7 @@ def issue_vouchers(*, period: dt.date, now: dt.datetime | None = None) -> IssueR
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         issued = max(cursor.rowcount, 0)
-    expired = Voucher.objects.filter(period__lt=period, status=Voucher.Status.ACTIVE).update(
+    expired = Voucher.objects.filter(status=Voucher.Status.ACTIVE, valid_until__lt=local_date(now)).update(
         status=Voucher.Status.EXPIRED
     )
     return IssueResult(period=period, issued=issued, expired=expired)

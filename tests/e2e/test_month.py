@@ -112,5 +112,9 @@ def test_the_whole_month_reconciles_from_scan_to_workbook(monkeypatch, tmp_path)
     assert sum(fen(row[amount_col]) for row in rows) == api_amount
     assert sum(fen(row[gov_col]) for row in rows) == fen(redemption_totals["gov"])
     summary = list(workbook.worksheets[0].iter_rows(values_only=True))
-    numbers = [fen(cell) for row in summary for cell in row if isinstance(cell, int | float | Decimal)]
-    assert api_amount in numbers  # the grand total stands on the summary sheet
+    titles, totals = summary[0], next(row for row in summary if row[0] == "合计")
+    column = {title: i for i, title in enumerate(titles)}
+    assert totals[column["核销笔数"]] == counted.count()
+    assert fen(totals[column["服务金额"]]) == api_amount
+    assert fen(totals[column["政府补贴"]]) == fen(redemption_totals["gov"])
+    assert fen(totals[column["个人自付"]]) == fen(redemption_totals["senior"])

@@ -338,3 +338,39 @@ def test_second_contract_item_for_same_service_uses_the_newest_contract(world):
     ContractItemFactory(contract=newer, service_item=ServiceItemFactory(), unit_price="50.00")
     body = world.client().post(REDEEM, redeem_body(world.token(), quantity="1"), format="json").json()
     assert body["unit_price"] == "50.00"
+
+
+def test_sign_in_is_limited_per_username_whatever_the_address(world, monkeypatch):
+    from providers.api import UsernameRateThrottle
+
+    monkeypatch.setattr(UsernameRateThrottle, "THROTTLE_RATES", {"auth_username": "2/min"})
+    username = f"victim-{uuid.uuid4().hex[:8]}"
+    statuses = [
+        APIClient(HTTP_X_FORWARDED_FOR=f"127.0.{i}.9", REMOTE_ADDR=f"127.1.{i}.9")
+        .post("/api/v1/auth/token/", {"username": username, "password": "guess"}, format="json")
+        .status_code
+        for i in range(3)
+    ]
+    assert statuses == [401, 401, 429]
+
+
+def test_accepted_scans_are_recorded_too(world):
+    world.client().post(VERIFY, {"token": world.token()}, format="json")
+    world.client().post(REDEEM, redeem_body(world.token()), format="json")
+    world.client().post(REDEEM, redeem_body(world.token()), format="json")
+    outcomes = sorted(ScanAttempt.objects.values_list("action", "outcome"))
+    assert outcomes == [("redeem", "ok"), ("redeem", "replayed"), ("verify", "ok")]
+    assert all(attempt.device_id == world.device.pk for attempt in ScanAttempt.objects.all())
+
+
+def test_a_post_without_the_trailing_slash_still_records_the_scan(world):
+    response = world.client().post(REDEEM.rstrip("/"), redeem_body(world.token()), format="json")
+    assert response.status_code == 201
+    assert Redemption.objects.count() == 1
+
+
+def test_staff_of_a_deactivated_provider_cannot_verify(world):
+    provider = world.staff.provider
+    provider.is_active = False
+    provider.save()
+    assert_refused(world.client().post(VERIFY, {"token": world.token()}, format="json"), 403, "not_permitted")

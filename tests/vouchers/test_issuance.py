@@ -7,13 +7,19 @@ import pytest
 from django.core.management import call_command
 from django.db import IntegrityError, transaction
 
+from config.months import SHANGHAI
 from eligibility.models import Senior
 from eligibility.services import ensure_default_policy, evaluate_eligibility, register_senior
 from tests.factories import make_community, make_id_card_number
+from vouchers.errors import VoucherError
 from vouchers.models import Voucher
 from vouchers.services import issue_vouchers
 
 NOVEMBER, DECEMBER = dt.date(2026, 11, 1), dt.date(2026, 12, 1)
+
+
+def at(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(9), tzinfo=SHANGHAI)
 
 
 @pytest.fixture
@@ -35,7 +41,7 @@ def seniors(db):
 
 
 def test_each_qualifying_senior_gets_one_voucher_with_the_tier_terms(seniors):
-    result = issue_vouchers(period=NOVEMBER)
+    result = issue_vouchers(period=NOVEMBER, now=at(NOVEMBER))
     assert result.issued == 4
     by_tier = {v.tier_code: v for v in Voucher.objects.all()}
     assert (
@@ -53,30 +59,45 @@ def test_each_qualifying_senior_gets_one_voucher_with_the_tier_terms(seniors):
 
 
 def test_running_twice_issues_nothing_new(seniors):
-    issue_vouchers(period=NOVEMBER)
-    assert issue_vouchers(period=NOVEMBER).issued == 0
+    issue_vouchers(period=NOVEMBER, now=at(NOVEMBER))
+    assert issue_vouchers(period=NOVEMBER, now=at(NOVEMBER)).issued == 0
     assert Voucher.objects.count() == 4
 
 
 def test_a_new_month_expires_the_old_vouchers(seniors):
-    issue_vouchers(period=NOVEMBER)
-    result = issue_vouchers(period=DECEMBER)
+    issue_vouchers(period=NOVEMBER, now=at(NOVEMBER))
+    result = issue_vouchers(period=DECEMBER, now=at(DECEMBER))
     assert (result.issued, result.expired) == (4, 4)
     assert set(Voucher.objects.filter(period=NOVEMBER).values_list("status", flat=True)) == {"expired"}
 
 
+def test_issuing_next_month_early_leaves_this_month_usable(seniors):
+    issue_vouchers(period=NOVEMBER, now=at(NOVEMBER))
+    result = issue_vouchers(period=DECEMBER, now=at(dt.date(2026, 11, 25)))
+    assert (result.issued, result.expired) == (4, 0)
+    assert set(Voucher.objects.filter(period=NOVEMBER).values_list("status", flat=True)) == {"active"}
+
+
+def test_a_far_future_month_is_refused_and_changes_nothing(seniors):
+    issue_vouchers(period=NOVEMBER, now=at(NOVEMBER))
+    with pytest.raises(VoucherError) as refusal:
+        issue_vouchers(period=dt.date(2099, 12, 1), now=at(NOVEMBER))
+    assert refusal.value.code == "invalid_input"
+    assert set(Voucher.objects.values_list("status", flat=True)) == {"active"}
+
+
 def test_seniors_who_are_not_active_get_no_voucher(seniors):
     Senior.objects.filter(pk=seniors[0].pk).update(status=Senior.Status.DECEASED)
-    assert issue_vouchers(period=NOVEMBER).issued == 3
+    assert issue_vouchers(period=NOVEMBER, now=at(NOVEMBER)).issued == 3
 
 
 def test_issuance_is_one_statement_whatever_the_number_of_seniors(seniors, django_assert_max_num_queries):
     with django_assert_max_num_queries(6):
-        issue_vouchers(period=NOVEMBER)
+        issue_vouchers(period=NOVEMBER, now=at(NOVEMBER))
 
 
 def test_the_database_refuses_a_second_voucher_or_a_negative_balance(seniors):
-    issue_vouchers(period=NOVEMBER)
+    issue_vouchers(period=NOVEMBER, now=at(NOVEMBER))
     voucher = Voucher.objects.first()
     with pytest.raises(IntegrityError), transaction.atomic():
         Voucher.objects.filter(pk=voucher.pk).update(balance=Decimal("-0.01"))

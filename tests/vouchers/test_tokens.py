@@ -1,7 +1,7 @@
 """Signed QR tokens (DESIGN.md §6.5) and the voucher_qr command."""
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.test import override_settings
 from hypothesis import given
 from hypothesis import strategies as st
@@ -56,3 +56,7 @@ def test_voucher_qr_prints_the_url_and_writes_a_png(world, tmp_path, capsys):
     assert world.token() in capsys.readouterr().out
     with pytest.raises(Exception, match="No such voucher"):
         call_command("voucher_qr", "--voucher", "999999")
+    with pytest.raises(CommandError, match="cannot write"):
+        call_command(
+            "voucher_qr", "--voucher", str(voucher.pk), "--png", str(tmp_path / "missing" / "qr.png")
+        )

@@ -37,5 +37,8 @@ class Command(BaseCommand):
         self.stdout.write(f"token:   {tokens.voucher_token(found)}")
         self.stdout.write(f"url:     {tokens.voucher_url(found)}")
         if png:
-            write_qr_png(tokens.voucher_url(found), png)
+            try:
+                write_qr_png(tokens.voucher_url(found), png)
+            except OSError as error:
+                raise CommandError(f"cannot write {png}: {error.strerror or error}") from None
             self.stdout.write(f"QR image written to {png}")
