@@ -5,6 +5,7 @@ from django.contrib import admin, messages
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from config.admin import ReadOnlyAdmin
 from eligibility import rules
 from eligibility.errors import EligibilityError
 from eligibility.models import Determination, Policy, PolicyRule, Region, Senior, Tier
@@ -189,7 +190,7 @@ class PolicyAdmin(admin.ModelAdmin):
 
 
 @admin.register(Determination)
-class DeterminationAdmin(admin.ModelAdmin):
+class DeterminationAdmin(ReadOnlyAdmin):
     """Determinations are written by evaluation only; here they are read."""
 
     preserve_filters = False  # a searched ID-card number would ride along in every link
@@ -204,12 +205,3 @@ class DeterminationAdmin(admin.ModelAdmin):
     @admin.display(description=_("matched rules"))
     def rules_matched(self, obj):
         return _describe_rules(obj.matched_rules)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

@@ -6,6 +6,7 @@ from django.utils.translation import gettext_lazy as _
 from stdnum.cn import uscc
 from stdnum.exceptions import ValidationError as StdnumValidationError
 
+from config.admin import ReadOnlyAdmin
 from providers.models import Contract, ContractItem, Device, Provider, ServiceItem, StaffMember
 from providers.services import revoke_device
 
@@ -65,7 +66,7 @@ class StaffMemberAdmin(admin.ModelAdmin):
 
 
 @admin.register(Device)
-class DeviceAdmin(admin.ModelAdmin):
+class DeviceAdmin(ReadOnlyAdmin):
     """Devices are created by signing in on the phone; here they are seen and revoked, no more."""
 
     list_display = ["staff", "name", "token_prefix", "created_at", "last_used_at", "revoked_at"]
@@ -76,15 +77,6 @@ class DeviceAdmin(admin.ModelAdmin):
     fields = ["staff", "name", "token_prefix", "created_at", "last_used_at", "revoked_at"]
     readonly_fields = fields
     actions = ["revoke"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def has_revoke_permission(self, request):
         return request.user.has_perm("providers.change_device")

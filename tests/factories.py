@@ -125,3 +125,17 @@ class StaffMemberFactory(factory.django.DjangoModelFactory):
     provider = factory.SubFactory(ProviderFactory)
     employee_number = factory.Sequence(lambda n: f"E{n:04d}")
     display_name = factory.Sequence(lambda n: f"李师傅{n}")
+
+
+def make_priced_contract(*, area, provider=None) -> Contract:
+    """A contract covering `area` with the two items most tests scan: cleaning ¥40/h, meals ¥15."""
+    contract = ContractFactory(area=area, **({"provider": provider} if provider else {}))
+    ContractItemFactory(
+        contract=contract, service_item=ServiceItemFactory(), unit_price=Money("40.00", "CNY")
+    )
+    ContractItemFactory(
+        contract=contract,
+        service_item=ServiceItemFactory(code="meal", name="助餐", name_en="Meal", unit="meal"),
+        unit_price=Money("15.00", "CNY"),
+    )
+    return contract

@@ -23,12 +23,10 @@ from billing.models import Statement
 from config.celery import app as celery_app
 from eligibility.services import ensure_default_policy, evaluate_eligibility, register_senior
 from tests.factories import (
-    ContractFactory,
-    ContractItemFactory,
-    ServiceItemFactory,
     StaffMemberFactory,
     make_community,
     make_id_card_number,
+    make_priced_contract,
 )
 from vouchers.models import Voucher
 from vouchers.services import issue_vouchers, redeem
@@ -80,15 +78,7 @@ def _month_with_two_redemptions():
     )
     evaluate_eligibility(as_of=MONTH)
     issue_vouchers(period=MONTH, now=dt.datetime(2025, 6, 1, 0, 30, tzinfo=SHANGHAI))
-    contract = ContractFactory(area=[community.parent])
-    ContractItemFactory(
-        contract=contract, service_item=ServiceItemFactory(), unit_price=Money("40.00", "CNY")
-    )
-    ContractItemFactory(
-        contract=contract,
-        service_item=ServiceItemFactory(code="meal", name="助餐", name_en="Meal", unit="meal"),
-        unit_price=Money("15.00", "CNY"),
-    )
+    contract = make_priced_contract(area=[community.parent])
     staff = StaffMemberFactory(provider=contract.provider)
     for senior, item, quantity, key in (
         (subsidized, "cleaning", Decimal("2"), "celery-test-0001"),

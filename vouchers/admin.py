@@ -10,6 +10,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
+from config.admin import ReadOnlyAdmin
 from config.months import format_month, next_month, parse_month
 from eligibility.models import Tier
 from vouchers.models import Redemption, RedemptionVoid, ScanAttempt, Voucher
@@ -30,24 +31,6 @@ SCAN_OUTCOMES = [
     "invalid_input",
     "rate_limited",
 ]
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Viewable by whoever has the view permission; never added, changed or deleted here."""
-
-    show_full_result_count = False  # these tables hold millions of rows
-
-    def get_readonly_fields(self, request, obj=None):
-        return self.fields or [field.name for field in self.model._meta.fields]
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class MonthFilter(admin.SimpleListFilter):

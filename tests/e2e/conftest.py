@@ -10,20 +10,17 @@ from decimal import Decimal
 import pytest
 from django.contrib.auth.models import Group, Permission
 from django.utils import timezone
-from djmoney.money import Money
 
 from config.months import month_of
 from config.roles import ROLE_NAMES
 from eligibility.services import ensure_default_policy, evaluate_eligibility, register_senior
 from tests.factories import (
-    ContractFactory,
-    ContractItemFactory,
     ProviderFactory,
-    ServiceItemFactory,
     StaffMemberFactory,
     UserFactory,
     make_community,
     make_id_card_number,
+    make_priced_contract,
 )
 from vouchers.models import Voucher
 from vouchers.services import issue_vouchers, redeem, void_redemption
@@ -92,15 +89,7 @@ def build_senior_voucher() -> SeniorVoucher:
     issue_vouchers(period=month_of(now), now=now)
     voucher = Voucher.objects.get(senior=senior, period=month_of(now))
     provider = ProviderFactory(code="kangle", name="康乐家政", name_en="Kangle Home Services")
-    contract = ContractFactory(provider=provider, area=[community])
-    ContractItemFactory(
-        contract=contract, service_item=ServiceItemFactory(), unit_price=Money("40.00", "CNY")
-    )
-    ContractItemFactory(
-        contract=contract,
-        service_item=ServiceItemFactory(code="meal", name="助餐", name_en="Meal", unit="meal"),
-        unit_price=Money("15.00", "CNY"),
-    )
+    make_priced_contract(provider=provider, area=[community])
     staff = StaffMemberFactory(provider=provider)
     token = voucher_token(voucher)
     for item, quantity in (("cleaning", "2"), ("meal", "1")):

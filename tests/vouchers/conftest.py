@@ -6,19 +6,16 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 import pytest
-from djmoney.money import Money
 from rest_framework.test import APIClient
 
 from eligibility.models import Region
 from eligibility.services import ensure_default_policy, evaluate_eligibility, register_senior
 from providers.services import register_device
 from tests.factories import (
-    ContractFactory,
-    ContractItemFactory,
-    ServiceItemFactory,
     StaffMemberFactory,
     make_community,
     make_id_card_number,
+    make_priced_contract,
 )
 from vouchers.models import Voucher
 from vouchers.services import issue_vouchers
@@ -80,15 +77,7 @@ def build_world(now=NOW) -> World:
     }
     evaluate_eligibility(as_of=MONTH)
     issue_vouchers(period=MONTH, now=now)
-    contract = ContractFactory(area=[community.parent])  # the subdistrict covers the community
-    ContractItemFactory(
-        contract=contract, service_item=ServiceItemFactory(), unit_price=Money("40.00", "CNY")
-    )
-    ContractItemFactory(
-        contract=contract,
-        service_item=ServiceItemFactory(code="meal", name="助餐", name_en="Meal", unit="meal"),
-        unit_price=Money("15.00", "CNY"),
-    )
+    contract = make_priced_contract(area=[community.parent])  # the subdistrict covers the community
     staff = StaffMemberFactory(provider=contract.provider)
     device, raw_token = register_device(user=staff.user, name="test phone")
     vouchers = {tier: Voucher.objects.get(senior=senior, period=MONTH) for tier, senior in seniors.items()}
