@@ -3,7 +3,7 @@
 import datetime as dt
 
 import pytest
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from stdnum.cn import ric
@@ -69,6 +69,13 @@ def test_the_database_refuses_a_duplicate_or_short_id_card_number(db):
         SeniorFactory(id_card_number=senior.id_card_number)
     with pytest.raises(IntegrityError), transaction.atomic():
         SeniorFactory(id_card_number="12345")
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="SQLite has no regular expressions of its own")
+def test_postgresql_refuses_a_malformed_id_card_number_of_the_right_length(db):
+    with pytest.raises(IntegrityError), transaction.atomic():
+        SeniorFactory(id_card_number="33010619450301ABCD")
 
 
 @settings(max_examples=200, deadline=None)
