@@ -5,6 +5,7 @@ internet anywhere."""
 import datetime as dt
 import json
 import re
+import uuid
 
 import pytest
 from django.contrib import admin
@@ -513,3 +514,18 @@ def test_device_tokens_are_never_shown_in_the_admin(admin_client, senior_voucher
 
     assert device.token_prefix in page
     assert raw_token not in page and device.token_hash not in page
+
+
+def test_sign_in_locks_a_username_after_ten_wrong_passwords(client, db):
+    from django.contrib.auth import get_user_model
+
+    username = f"clerk-{uuid.uuid4().hex[:8]}"
+    get_user_model().objects.create_user(username=username, password="right-password-1")
+    for _ in range(10):
+        response = client.post(reverse("login"), {"username": username, "password": "wrong"})
+        assert response.status_code == 200
+    # even the right password is refused while the username is locked
+    response = client.post(reverse("login"), {"username": username, "password": "right-password-1"})
+    assert response.status_code == 200
+    assert "15" in response.content.decode()
+    assert "_auth_user_id" not in client.session
