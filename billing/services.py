@@ -11,7 +11,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Count, DecimalField, OuterRef, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -23,7 +23,8 @@ from billing.models import SettlementPeriod, Statement, StatementLine
 from billing.pricing import to_fen
 from config.months import format_month, last_day, month_bounds
 from providers.models import Contract
-from vouchers.models import ClosedMonth, Redemption, RedemptionVoid
+from vouchers.models import ClosedMonth, Redemption
+from vouchers.month_locks import freeze_month_for_settlement
 
 CURRENCY = "CNY"
 ZERO = Decimal("0.00")
@@ -67,24 +68,6 @@ def check_period_over(*, month: dt.date, now: dt.datetime) -> None:
             _("%(month)s has not ended yet; it can be settled from the first day of the next month."),
             month=format_month(month),
         )
-
-
-def _lock_ledger() -> None:
-    """Freeze the redemption ledger for the rest of the transaction.
-
-    SHARE mode waits for every redeem and void already writing (they hold ROW EXCLUSIVE) to
-    commit, and makes new ones wait until we commit, so the aggregate sees a ledger nobody is
-    changing; once we commit, ClosedMonth makes them refuse `period_closed` (provided they check
-    it after taking their own ROW EXCLUSIVE lock, not before). Plain reads go on.
-    SQLite needs nothing: it has one writer at a time, and we hold the write lock from our first
-    write (the period and ClosedMonth rows), before aggregating.
-    """
-    if connection.vendor == "postgresql":
-        tables = ", ".join(
-            connection.ops.quote_name(model._meta.db_table) for model in (Redemption, RedemptionVoid)
-        )
-        with connection.cursor() as cursor:
-            cursor.execute(f"LOCK TABLE {tables} IN SHARE MODE")
 
 
 def _open_period_for_update(*, month: dt.date) -> SettlementPeriod:
@@ -220,8 +203,9 @@ def _reconciliation_failed(month: dt.date) -> BillingError:
 def settle(*, month: dt.date, settled_by=None, now: dt.datetime | None = None) -> SettleResult:
     """Settle one month: close its ledger and write one statement per provider, in one transaction.
 
-    Guarantees: on PostgreSQL the redemption and void tables are locked in SHARE mode first, so
-    the statements are a snapshot no redeem or void is changing; the month is closed
+    Guarantees: on PostgreSQL the month is frozen first (`vouchers.month_locks`: redeems and voids
+    of this month in flight finish, new ones wait; other months are untouched), so the statements
+    are a snapshot no redeem or void is changing; the month is closed
     (`vouchers.ClosedMonth`) in the same transaction, so redeem and void refuse it afterwards;
     every provider with redemptions, or with an active contract overlapping the month, gets a
     statement (possibly zero) with one line per tier and service item; statement = sum of lines =
@@ -235,7 +219,7 @@ def settle(*, month: dt.date, settled_by=None, now: dt.datetime | None = None) -
     now = now or timezone.now()
     check_period_over(month=month, now=now)
 
-    _lock_ledger()
+    freeze_month_for_settlement(month)
     period = _open_period_for_update(month=month)
     ClosedMonth.objects.get_or_create(month=month)
     period.state = SettlementPeriod.State.SETTLED

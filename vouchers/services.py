@@ -22,23 +22,13 @@ from eligibility.models import Determination, Senior
 from vouchers import tokens
 from vouchers.errors import VoucherError
 from vouchers.models import Redemption, RedemptionVoid, ScanAttempt, Voucher
+from vouchers.month_locks import hold_month_for_write
 from vouchers.selectors import check_month_open, check_voucher_usable, contract_item_for, parse_scanned_token
 
 CURRENCY = "CNY"
 IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9_.:-]{8,64}$")
 MAX_QUANTITY = Decimal("99.99")
 WHOLE_UNITS = {"visit", "meal"}
-
-
-def lock_ledger_for_write(model) -> None:
-    """Take the table lock our INSERT would take anyway (ROW EXCLUSIVE), before checking that the
-    month is open: a settlement holding SHARE makes us wait until it commits, so the check then
-    sees its ClosedMonth; and a settlement starting now waits for us. Writers don't block each other."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"LOCK TABLE {connection.ops.quote_name(model._meta.db_table)} IN ROW EXCLUSIVE MODE"
-            )
 
 
 @dataclass(frozen=True)
@@ -233,7 +223,7 @@ def _redeem_locked(
         return replay
     today = local_date(now)
     check_voucher_usable(voucher=voucher, token_version=parsed.version, today=today)
-    lock_ledger_for_write(Redemption)
+    hold_month_for_write(month_of(now))
     check_month_open(month=month_of(now))
     contract_item = contract_item_for(
         voucher=voucher, provider=staff.provider, service_item_code=service_item_code, today=today
@@ -296,7 +286,7 @@ def void_redemption(
     voucher = Voucher.objects.select_for_update(of=("self",)).get(pk=redemption.voucher_id)
     if RedemptionVoid.objects.filter(redemption_id=redemption.pk).exists():
         raise VoucherError("already_voided", _("This redemption has already been voided."))
-    lock_ledger_for_write(RedemptionVoid)
+    hold_month_for_write(redemption.service_month)
     check_month_open(month=redemption.service_month)
     today = local_date(now)
     still_usable = (

@@ -3,6 +3,7 @@
 SQLite serialises all writers, so these tests would prove nothing there; they are skipped.
 """
 
+import datetime as dt
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
@@ -108,3 +109,37 @@ def test_the_ledger_is_append_only_in_the_database(committed_world):
     with pytest.raises(IntegrityError), transaction.atomic():
         Redemption.objects.filter(pk=result.redemption.pk).delete()
     assert Redemption.objects.get(pk=result.redemption.pk).quantity == Decimal("1")
+
+
+def test_settling_a_month_holds_back_its_writers_but_not_the_current_months(transactional_db):
+    from django.db import OperationalError, connections, transaction
+
+    from vouchers.month_locks import freeze_month_for_settlement, hold_month_for_write
+
+    october, november = dt.date(2026, 10, 1), dt.date(2026, 11, 1)
+    frozen, release = threading.Event(), threading.Event()
+
+    def settlement():
+        try:
+            with transaction.atomic():
+                freeze_month_for_settlement(october)
+                frozen.set()
+                release.wait(timeout=10)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=settlement)
+    thread.start()
+    try:
+        assert frozen.wait(timeout=10)
+        with transaction.atomic():
+            with connections["default"].cursor() as cursor:
+                cursor.execute("SET LOCAL lock_timeout = '300ms'")
+            hold_month_for_write(november)  # the current month's scans go on
+        with pytest.raises(OperationalError), transaction.atomic():
+            with connections["default"].cursor() as cursor:
+                cursor.execute("SET LOCAL lock_timeout = '300ms'")
+            hold_month_for_write(october)  # the settled month's writers wait
+    finally:
+        release.set()
+        thread.join(timeout=10)
