@@ -56,9 +56,9 @@ def exception_handler(exc, context):
             error_body(exc.code, exc.detail),
             status=STATUS_BY_CODE.get(exc.code, DEFAULT_DOMAIN_STATUS),
         )
-    if isinstance(exc, Http404):
+    if isinstance(exc, Http404 | exceptions.NotFound):
         return Response(error_body("not_found", _("Not found.")), status=404)
-    if isinstance(exc, PermissionDenied):
+    if isinstance(exc, PermissionDenied | exceptions.PermissionDenied):
         return Response(error_body("not_permitted", _("You are not permitted to do this.")), status=403)
     if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
         response = Response(
@@ -67,8 +67,6 @@ def exception_handler(exc, context):
         )
         response["WWW-Authenticate"] = 'Bearer realm="api"'
         return response
-    if isinstance(exc, exceptions.PermissionDenied):
-        return Response(error_body("not_permitted", _("You are not permitted to do this.")), status=403)
     if isinstance(exc, exceptions.Throttled):
         seconds = max(1, math.ceil(exc.wait or 1))
         response = Response(
@@ -80,8 +78,6 @@ def exception_handler(exc, context):
         )
         response["Retry-After"] = str(seconds)
         return response
-    if isinstance(exc, exceptions.NotFound):
-        return Response(error_body("not_found", _("Not found.")), status=404)
     if isinstance(exc, exceptions.MethodNotAllowed):
         return Response(error_body("method_not_allowed", _("This method is not allowed here.")), status=405)
     if isinstance(exc, exceptions.ValidationError):

@@ -6,7 +6,8 @@ Thin: parse the body, call a selector or service, render. Every refusal is a Dom
 
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
@@ -15,6 +16,7 @@ from rest_framework.views import APIView
 from config.errors import DomainError
 from config.months import local_date
 from providers.api import ErrorSerializer
+from providers.models import Device
 from vouchers import selectors, services
 from vouchers.errors import VoucherError
 
@@ -32,6 +34,22 @@ def _staff_of(request):
 
 def _money(value) -> str:
     return f"{value.amount:.2f}"
+
+
+def _device_of(request):
+    """The signed-in device, when the request came with a device token (not a browser session)."""
+    return request.auth if isinstance(request.auth, Device) else None
+
+
+@extend_schema_field(OpenApiTypes.STR)
+class MoneyTextField(serializers.Field):
+    """A Money as the string "42.00" (never a float), read-only."""
+
+    def __init__(self, **kwargs):
+        super().__init__(read_only=True, **kwargs)
+
+    def to_representation(self, value) -> str:
+        return _money(value)
 
 
 class VerifyRequestSerializer(serializers.Serializer):
@@ -74,28 +92,16 @@ class RedemptionSerializer(serializers.Serializer):
     service_item = serializers.CharField(source="service_item.code")
     service_item_name = serializers.CharField(source="service_item.name")
     quantity = serializers.DecimalField(max_digits=7, decimal_places=2)
-    unit_price = serializers.SerializerMethodField()
-    amount = serializers.SerializerMethodField()
-    government_share = serializers.SerializerMethodField()
-    senior_share = serializers.SerializerMethodField()
+    unit_price = MoneyTextField()
+    amount = MoneyTextField()
+    government_share = MoneyTextField()
+    senior_share = MoneyTextField()
     currency = serializers.SerializerMethodField()
     tier = serializers.CharField(source="tier_code")
     masked_name = serializers.CharField(source="voucher.senior.masked_name")
     served_at = serializers.DateTimeField()
     idempotency_key = serializers.CharField()
     voided = serializers.SerializerMethodField()
-
-    def get_unit_price(self, obj) -> str:
-        return _money(obj.unit_price)
-
-    def get_amount(self, obj) -> str:
-        return _money(obj.amount)
-
-    def get_government_share(self, obj) -> str:
-        return _money(obj.government_share)
-
-    def get_senior_share(self, obj) -> str:
-        return _money(obj.senior_share)
 
     def get_currency(self, obj) -> str:
         return "CNY"
@@ -132,7 +138,7 @@ class ScanView(APIView):
             action=self.action,
             outcome=outcome,
             staff=getattr(request.user, "staff_member", None),
-            device=request.auth if request.auth is not None and hasattr(request.auth, "staff_id") else None,
+            device=_device_of(request),
         )
 
 
@@ -184,7 +190,7 @@ class RedemptionsView(ScanView):
 
     @extend_schema(responses={200: RedemptionSerializer(many=True), 401: ErrorSerializer})
     def get(self, request):
-        device = request.auth if hasattr(request.auth, "staff_id") else None
+        device = _device_of(request)
         if device is None:
             return Response([])
         rows = selectors.recent_redemptions_for_device(device=device)
@@ -206,7 +212,7 @@ class RedemptionsView(ScanView):
                 quantity=data.validated_data["quantity"],
                 idempotency_key=data.validated_data["idempotency_key"],
                 staff=_staff_of(request),
-                device=request.auth if hasattr(request.auth, "staff_id") else None,
+                device=_device_of(request),
             )
         except DomainError as error:
             self.record_scan(request, scanned, error.code)
