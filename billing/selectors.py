@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from django.db.models import Count, Prefetch, QuerySet, Sum
 
 from billing.models import SettlementPeriod, Statement, StatementLine
-from config.roles import BUREAU, FINANCE, roles_of
+from config.roles import BUREAU, FINANCE, PROVIDER, roles_of
 from eligibility.models import Tier
 from providers.models import Provider
 from vouchers.models import Redemption
@@ -114,3 +114,16 @@ def redemption_rows_for_export(*, month: dt.date, provider_code: str | None = No
         .values(*REDEMPTION_EXPORT_FIELDS)
         .iterator(chunk_size=EXPORT_CHUNK)
     )
+
+
+def visible_to(user) -> QuerySet[Statement]:
+    """Statements a user may see: every provider's for finance, the bureau and superusers; a
+    provider manager their own provider's; nobody else any."""
+    if not user.is_authenticated:
+        return Statement.objects.none()
+    if can_view_settlements(user):
+        return Statement.objects.all()
+    staff = getattr(user, "staff_member", None)
+    if PROVIDER in roles_of(user) and staff is not None:
+        return Statement.objects.filter(provider_id=staff.provider_id)
+    return Statement.objects.none()

@@ -11,10 +11,12 @@ from django.utils.functional import Promise
 class DomainError(Exception):
     code: str = "invalid_input"
 
-    def __init__(self, code: str, message: str | Promise, **params):
+    def __init__(self, code: str, message: str | Promise, *, field: str | None = None, **params):
         self.code = code
         self.message = message
         self.params = params
+        # The input field the refusal is about, where there is one: forms show it there.
+        self.field = field
         super().__init__(code)
 
     @property

@@ -1,25 +1,136 @@
-"""The roles of DESIGN.md §1, as Django groups. One place names them."""
+"""The roles of DESIGN.md §8, as Django groups with permissions. One place names them.
+
+`setup_roles()` creates or updates the groups so that each holds exactly the permissions listed
+here. A data migration runs it (billing's, the last app in the chain), so a production database
+has working roles after `migrate` alone; `manage.py setup_roles` runs it again at will.
+"""
 
 from django.utils.translation import gettext_lazy as _
 
-BUREAU = "bureau"  # 民政局 administrators: policy, oversight
-WORKER = "worker"  # 社区工作人员: the senior registry
+BUREAU = "bureau"  # 民政局 administrators: policy, oversight, the whole city
+OFFICER = "officer"  # 街道/区 officers: read their subdistrict or district
+WORKER = "worker"  # 社区工作人员: the senior registry of one community
 PROVIDER = "provider"  # a provider's manager
 STAFF = "staff"  # a provider's service staff, scanning at the door
 FINANCE = "finance"  # settlement, approval, export
 
 ROLE_NAMES = {
     BUREAU: _("Bureau administrator"),
+    OFFICER: _("Subdistrict or district officer"),
     WORKER: _("Community worker"),
     PROVIDER: _("Provider manager"),
     STAFF: _("Service staff"),
     FINANCE: _("Finance"),
 }
 
+# Roles whose scope is a region (data on the user: eligibility.RegionScope).
+REGION_ROLES = frozenset({BUREAU, OFFICER, WORKER})
+# Roles whose scope is a provider (data on the user: providers.StaffMember).
+PROVIDER_ROLES = frozenset({PROVIDER, STAFF})
+
+_REGISTRY_READ = [
+    "eligibility.view_senior",
+    "eligibility.view_region",
+    "eligibility.view_determination",
+    "eligibility.view_historicalsenior",
+    "eligibility.view_policy",
+    "eligibility.view_tier",
+    "eligibility.view_policyrule",
+    "vouchers.view_voucher",
+    "vouchers.view_redemption",
+]
+_REGISTRY_WRITE = [
+    "eligibility.add_senior",
+    "eligibility.change_senior",
+    "eligibility.view_full_id_card_number",
+    "eligibility.import_seniors",
+    "eligibility.add_importjob",
+    "eligibility.view_importjob",
+]
+
+# "app_label.codename" for each role. What a user may *see* is decided further by their scope.
+ROLE_PERMISSIONS: dict[str, list[str]] = {
+    BUREAU: [
+        *_REGISTRY_READ,
+        *_REGISTRY_WRITE,
+        "eligibility.add_region",
+        "eligibility.change_region",
+        "eligibility.add_policy",
+        "eligibility.change_policy",
+        "eligibility.add_tier",
+        "eligibility.change_tier",
+        "eligibility.add_policyrule",
+        "eligibility.change_policyrule",
+        "eligibility.view_regionscope",
+        "eligibility.add_regionscope",
+        "eligibility.change_regionscope",
+        "providers.view_provider",
+        "providers.view_contract",
+        "providers.view_contractitem",
+        "providers.view_serviceitem",
+        "providers.view_staffmember",
+        "billing.view_settlementperiod",
+        "billing.view_statement",
+        "billing.view_statementline",
+    ],
+    OFFICER: [*_REGISTRY_READ],
+    WORKER: [*_REGISTRY_READ, *_REGISTRY_WRITE],
+    PROVIDER: [
+        "providers.view_provider",
+        "providers.view_contract",
+        "providers.view_contractitem",
+        "providers.view_serviceitem",
+        "providers.view_staffmember",
+        "providers.view_device",
+        "providers.change_device",
+        "vouchers.view_redemption",
+    ],
+    STAFF: ["vouchers.view_redemption"],
+    FINANCE: [
+        "billing.view_settlementperiod",
+        "billing.view_statement",
+        "billing.view_statementline",
+        "vouchers.view_redemption",
+    ],
+}
+
+
+def setup_roles(*, group_model=None, permission_model=None) -> dict[str, int]:
+    """Create each role's group and give it exactly ROLE_PERMISSIONS; idempotent.
+
+    The models are parameters so a migration can pass its historical ones. Raises LookupError
+    naming any listed permission that does not exist (a typo must not pass silently).
+    Returns {role: number of permissions}.
+    """
+    if group_model is None or permission_model is None:
+        from django.contrib.auth.models import Group, Permission
+
+        group_model, permission_model = group_model or Group, permission_model or Permission
+    wanted = {name for names in ROLE_PERMISSIONS.values() for name in names}
+    found = {
+        f"{app_label}.{codename}": pk
+        for pk, app_label, codename in permission_model.objects.values_list(
+            "pk", "content_type__app_label", "codename"
+        )
+        if f"{app_label}.{codename}" in wanted
+    }
+    missing = sorted(wanted - set(found))
+    if missing:
+        raise LookupError("permissions not found: " + ", ".join(missing))
+    counts = {}
+    for role, names in ROLE_PERMISSIONS.items():
+        group, _created = group_model.objects.get_or_create(name=role)
+        group.permissions.set([found[name] for name in names])
+        counts[role] = len(names)
+    return counts
+
 
 def roles_of(user) -> list[str]:
-    """The role codes of a signed-in user, in the order of ROLE_NAMES."""
+    """The role codes of a signed-in user, in the order of ROLE_NAMES (read once per request)."""
     if not user.is_authenticated:
         return []
-    names = set(user.groups.values_list("name", flat=True))
-    return [role for role in ROLE_NAMES if role in names]
+    cached = getattr(user, "_role_codes", None)
+    if cached is None:
+        names = set(user.groups.values_list("name", flat=True))
+        cached = user._role_codes = [role for role in ROLE_NAMES if role in names]
+    return cached

@@ -16,6 +16,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/v1/", include("vouchers.api_urls")),
     re_path(r"^api/", json_not_found),  # unknown API paths answer JSON, in DEBUG too
+    path("registry/", include("eligibility.urls")),
     path("", include("vouchers.urls")),
     path("", include("billing.urls")),
 ]

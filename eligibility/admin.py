@@ -8,8 +8,18 @@ from django.utils.translation import gettext_lazy as _
 from config.admin import ReadOnlyAdmin
 from eligibility import rules
 from eligibility.errors import EligibilityError
-from eligibility.models import Determination, Policy, PolicyRule, Region, Senior, Tier
-from eligibility.services import FACT_FIELDS, evaluate_eligibility, normalise_id_card_number, register_senior
+from eligibility.models import Determination, ImportJob, Policy, PolicyRule, Region, RegionScope, Senior, Tier
+from eligibility.selectors import communities_visible_to, visible_to
+from eligibility.services import (
+    CONTACT_FIELDS,
+    EDITABLE_FIELDS,
+    FACT_FIELDS,
+    assign_region_scope,
+    evaluate_eligibility,
+    normalise_id_card_number,
+    register_senior,
+    update_senior,
+)
 
 
 @admin.register(Region)
@@ -35,19 +45,13 @@ def _describe_rules(codes) -> str:
     return "; ".join(rules.describe(code) for code in codes) or "—"
 
 
-class SeniorAddForm(forms.ModelForm):
-    """Registration: birth date and sex are derived from the ID-card number by the service."""
+class SeniorForm(forms.ModelForm):
+    """A superuser's repair form. Birth date and sex derive from the ID-card number (the service
+    does it); once registered, the number is never edited (a wrong number is a new registration)."""
 
     class Meta:
         model = Senior
-        fields = [
-            "id_card_number",
-            "name",
-            "community",
-            "phone",
-            "address",
-            *(field.name for field in Senior._meta.fields if field.name in FACT_FIELDS),
-        ]
+        fields = ["id_card_number", "name", "community", *CONTACT_FIELDS, *sorted(FACT_FIELDS)]
 
     def clean_id_card_number(self):
         try:
@@ -58,11 +62,16 @@ class SeniorAddForm(forms.ModelForm):
 
 @admin.register(Senior)
 class SeniorAdmin(admin.ModelAdmin):
-    preserve_filters = False  # a searched ID-card number would ride along in every link
+    """For a superuser's repairs; the daily registry is /registry/. Every write goes through
+    `register_senior` / `update_senior` (so the history records it), every list through
+    `visible_to`. Searches by ID-card number or phone belong to the registry's POSTed search:
+    an admin search is a GET, and its query would reach the access logs."""
+
+    form = SeniorForm
+    preserve_filters = False
     list_display = ["name", "masked_id_card_number", "sex", "birth_date", "community", "status"]
-    list_filter = ["status", "self_care", "special_difficulty"]
-    # Exact ID-card number (a worker has it in hand) or the start of a name; never a partial ID.
-    search_fields = ["=id_card_number", "^name"]
+    list_filter = ["status", "self_care", "living_arrangement", "special_difficulty"]
+    search_fields = ["^name"]
     list_select_related = ["community"]
     autocomplete_fields = ["community"]
     show_full_result_count = False
@@ -71,11 +80,16 @@ class SeniorAdmin(admin.ModelAdmin):
         "masked_id_card_number",
         "birth_date",
         "sex",
+        "status",
+        "status_date",
         "current_determination",
         "created_by",
         "created_at",
         "updated_at",
     ]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).filter(pk__in=visible_to(request.user).values("pk"))
 
     @admin.display(description=_("ID-card number"))
     def masked_id_card_number(self, obj):
@@ -88,13 +102,7 @@ class SeniorAdmin(admin.ModelAdmin):
             return "—"
         return f"{determination.tier.name} ({determination.as_of}): {_describe_rules(determination.matched_rules)}"
 
-    def get_form(self, request, obj=None, change=False, **kwargs):
-        if obj is None:
-            kwargs["form"] = SeniorAddForm
-        return super().get_form(request, obj, change=change, **kwargs)
-
     def get_exclude(self, request, obj=None):
-        # Once registered, the number is shown masked only; a wrong number is a new registration.
         return ["id_card_number"] if obj else []
 
     def get_fields(self, request, obj=None):
@@ -108,23 +116,18 @@ class SeniorAdmin(admin.ModelAdmin):
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name == "community":
-            kwargs["queryset"] = Region.objects.filter(level=Region.Level.COMMUNITY)
+            kwargs["queryset"] = communities_visible_to(request.user)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def save_model(self, request, obj, form, change):
+        values = {name: form.cleaned_data[name] for name in form.cleaned_data if name in EDITABLE_FIELDS}
         if change:
-            super().save_model(request, obj, form, change)
+            update_senior(senior=obj, by=request.user, reason="admin", **values)
             return
         senior = register_senior(
-            id_card_number=obj.id_card_number,
-            name=obj.name,
-            community=obj.community,
-            created_by=request.user,
-            phone=obj.phone,
-            address=obj.address,
-            **{name: form.cleaned_data[name] for name in FACT_FIELDS},
+            id_card_number=form.cleaned_data["id_card_number"], created_by=request.user, **values
         )
-        # The admin goes on with `obj` (history entry, redirect): make it the saved row.
+        # The admin goes on with `obj` (its log entry, the redirect): make it the saved row.
         obj.pk, obj.birth_date, obj.sex, obj.status_date = (
             senior.pk,
             senior.birth_date,
@@ -134,7 +137,7 @@ class SeniorAdmin(admin.ModelAdmin):
         obj._state.adding = False
 
     def has_delete_permission(self, request, obj=None):
-        return False  # one record per person: a senior moves away or dies, the record stays
+        return False  # one record per person: a senior moves out or dies, the record stays
 
     @admin.action(
         description=_("Re-evaluate eligibility of the selected seniors now"), permissions=["change"]
@@ -151,6 +154,28 @@ class SeniorAdmin(admin.ModelAdmin):
             % {"evaluated": result.evaluated, "changed": result.changed},
             messages.SUCCESS,
         )
+
+
+@admin.register(RegionScope)
+class RegionScopeAdmin(admin.ModelAdmin):
+    list_display = ["user", "region", "assigned_by", "assigned_at"]
+    search_fields = ["user__username", "region__name", "region__code"]
+    list_select_related = ["user", "region", "assigned_by"]
+    autocomplete_fields = ["user", "region"]
+    readonly_fields = ["assigned_by", "assigned_at"]
+
+    def save_model(self, request, obj, form, change):
+        try:
+            assign_region_scope(user=obj.user, region=obj.region, by=request.user)
+        except EligibilityError as error:
+            self.message_user(request, error.detail, messages.ERROR)
+
+
+@admin.register(ImportJob)
+class ImportJobAdmin(ReadOnlyAdmin):
+    list_display = ["filename", "created_by", "created_at", "state", "dry_run", "total_rows", "finished_at"]
+    list_filter = ["state", "dry_run"]
+    fields = ["filename", "created_by", "created_at", "state", "dry_run", "total_rows", "finished_at"]
 
 
 class TierInline(admin.TabularInline):
@@ -193,10 +218,9 @@ class PolicyAdmin(admin.ModelAdmin):
 class DeterminationAdmin(ReadOnlyAdmin):
     """Determinations are written by evaluation only; here they are read."""
 
-    preserve_filters = False  # a searched ID-card number would ride along in every link
     list_display = ["senior", "tier", "care_visit_class", "as_of", "is_current", "determined_at"]
     list_filter = ["is_current", "care_visit_class", "tier", "as_of"]
-    search_fields = ["=senior__id_card_number"]
+    search_fields = ["^senior__name"]
     list_select_related = ["senior", "tier"]
     show_full_result_count = False
     fields = ["senior", "policy", "tier", "care_visit_class", "rules_matched", "as_of", "is_current"]

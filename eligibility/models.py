@@ -7,6 +7,7 @@ from django.db.models.functions import Length
 from django.db.models.lookups import Exact
 from django.utils.translation import gettext_lazy as _
 from djmoney.models.fields import MoneyField
+from simple_history.models import HistoricalRecords
 
 
 class Region(models.Model):
@@ -49,25 +50,41 @@ class Region(models.Model):
         super().save(*args, **kwargs)
 
 
+PHONE_PATTERN = r"^(1[3-9][0-9]{9}|0[0-9]{2,3}-[0-9]{7,8})$"
+
+
 class Senior(models.Model):
-    """One record per person (一人一档), keyed by the normalised ID-card number."""
+    """One record per person (一人一档), keyed by the normalised ID-card number.
+
+    Written only by `eligibility.services` (`register_senior`, `update_senior`,
+    `change_senior_status`, `import_seniors`), so every change lands in the history.
+    """
 
     class Sex(models.TextChoices):
         MALE = "M", _("Male")
         FEMALE = "F", _("Female")
 
     class SelfCare(models.TextChoices):
-        INDEPENDENT = "independent", _("Independent")
-        PARTIAL = "partial", _("Partly dependent")
-        DISABLED = "disabled", _("Disabled (cannot care for self)")
+        INDEPENDENT = "independent", _("Able to care for self")
+        PARTIAL = "partial", _("Partly able to care for self")
+        DISABLED = "disabled", _("Unable to care for self (disabled)")
+
+    class LivingArrangement(models.TextChoices):
+        ALONE = "alone", _("Lives alone")
+        EMPTY_NEST = "empty_nest", _("Empty-nest (lives without children)")
+        LEFT_BEHIND = "left_behind", _("Left-behind")
+        WITH_FAMILY = "with_family", _("Lives with family")
 
     class Status(models.TextChoices):
         ACTIVE = "active", _("Active")
-        MOVED_AWAY = "moved_away", _("Moved away")
+        MOVED_AWAY = "moved_away", _("Moved out")
         DECEASED = "deceased", _("Deceased")
 
     id_card_number = models.CharField(_("ID-card number"), max_length=18, unique=True)
     name = models.CharField(_("name"), max_length=50)
+    # Pinyin initials of the name, each reading of a many-reading surname: " zs" for 张三,
+    # " dxx sxx cxx" for 单雄信. A search for "zs" looks for " zs" in it (a prefix of a variant).
+    name_initials = models.CharField(_("pinyin initials"), max_length=120, blank=True, editable=False)
     birth_date = models.DateField(_("birth date"))
     sex = models.CharField(_("sex"), max_length=1, choices=Sex.choices)
     community = models.ForeignKey(
@@ -75,40 +92,63 @@ class Senior(models.Model):
     )
     phone = models.CharField(_("phone"), max_length=20, blank=True)
     address = models.CharField(_("address"), max_length=200, blank=True)
+    emergency_contact_name = models.CharField(_("emergency contact"), max_length=50, blank=True)
+    emergency_contact_relation = models.CharField(_("relation to the senior"), max_length=20, blank=True)
+    emergency_contact_phone = models.CharField(_("emergency contact phone"), max_length=20, blank=True)
 
     # The facts the rules read (DESIGN.md §4.1 and §4.4).
+    living_arrangement = models.CharField(
+        _("living arrangement"),
+        max_length=12,
+        choices=LivingArrangement.choices,
+        default=LivingArrangement.WITH_FAMILY,
+    )
+    children_in_city = models.BooleanField(_("has children living in the city"), default=True)
     self_care = models.CharField(
         _("self-care ability"), max_length=12, choices=SelfCare.choices, default=SelfCare.INDEPENDENT
     )
-    lives_alone = models.BooleanField(_("lives alone"), default=False)
-    empty_nest = models.BooleanField(_("empty-nest (no children in the city)"), default=False)
-    left_behind = models.BooleanField(_("left-behind"), default=False)
+    dementia = models.BooleanField(_("dementia"), default=False)
+    severely_disabled = models.BooleanField(_("severely disabled"), default=False)
     receives_dibao = models.BooleanField(_("receives minimum-living allowance (低保)"), default=False)
+    three_no = models.BooleanField(_("three-no / extreme hardship (三无/特困)"), default=False)
+    special_care_recipient = models.BooleanField(_("key special-care recipient (重点优抚)"), default=False)
+    five_old = models.BooleanField(_("revolutionary five-old (五老)"), default=False)
+    family_planning_special = models.BooleanField(_("family-planning special family"), default=False)
     receives_civil_affairs_assistance = models.BooleanField(
         _("receives civil-affairs assistance"), default=False
     )
-    special_care_recipient = models.BooleanField(_("key special-care recipient (重点优抚)"), default=False)
-    three_no = models.BooleanField(_("three-no / extreme hardship (三无/特困)"), default=False)
-    five_old = models.BooleanField(_("revolutionary five-old (五老)"), default=False)
     hardship_assessed = models.BooleanField(_("community-assessed hardship"), default=False)
-    family_planning_special = models.BooleanField(_("family-planning special family"), default=False)
-    dementia = models.BooleanField(_("dementia"), default=False)
-    couple_one_disabled = models.BooleanField(_("couple, one disabled or demented"), default=False)
     cares_for_disabled_child = models.BooleanField(_("cares for a disabled or demented child"), default=False)
+    couple_one_disabled = models.BooleanField(_("couple, one disabled or demented"), default=False)
     special_difficulty = models.BooleanField(_("special-difficulty senior"), default=False)
 
     status = models.CharField(_("status"), max_length=12, choices=Status.choices, default=Status.ACTIVE)
     status_date = models.DateField(_("status date"))
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    created_at = models.DateTimeField(_("registered at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("registered by"),
+    )
+
+    history = HistoricalRecords(
+        verbose_name=_("historical senior"),
+        verbose_name_plural=_("senior history"),
+        excluded_fields=["updated_at", "name_initials"],
     )
 
     class Meta:
         ordering = ["id"]
         verbose_name = _("senior")
         verbose_name_plural = _("seniors")
+        permissions = [
+            ("view_full_id_card_number", _("Can see ID-card numbers unmasked")),
+            ("import_seniors", _("Can import seniors from a workbook")),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=Exact(Length("id_card_number"), 18), name="senior_id_card_18_chars"
@@ -117,8 +157,20 @@ class Senior(models.Model):
             models.CheckConstraint(
                 condition=Q(status__in=["active", "moved_away", "deceased"]), name="senior_status_valid"
             ),
+            models.CheckConstraint(
+                condition=Q(self_care__in=["independent", "partial", "disabled"]),
+                name="senior_self_care_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(living_arrangement__in=["alone", "empty_nest", "left_behind", "with_family"]),
+                name="senior_living_arrangement_valid",
+            ),
+            models.CheckConstraint(condition=~Q(name=""), name="senior_name_required"),
         ]
-        indexes = [models.Index(fields=["community", "status"])]
+        indexes = [
+            models.Index(fields=["community", "status"]),
+            models.Index(fields=["phone"]),
+        ]
 
     def __str__(self):
         return self.masked_name
@@ -126,15 +178,104 @@ class Senior(models.Model):
     @property
     def masked_name(self) -> str:
         """张*明: enough for the senior to recognise, not enough to identify."""
-        if len(self.name) <= 1:
-            return self.name
-        if len(self.name) == 2:
-            return self.name[0] + "*"
-        return self.name[0] + "*" * (len(self.name) - 2) + self.name[-1]
+        return mask_name(self.name)
 
     @property
     def masked_id_card_number(self) -> str:
-        return self.id_card_number[:3] + "*" * 11 + self.id_card_number[-4:]
+        return mask_id_card_number(self.id_card_number)
+
+
+def mask_name(name: str) -> str:
+    if len(name) <= 1:
+        return name
+    if len(name) == 2:
+        return name[0] + "*"
+    return name[0] + "*" * (len(name) - 2) + name[-1]
+
+
+def mask_id_card_number(number: str) -> str:
+    """330106********1234: the region of birth and the last four, never the birth date."""
+    if len(number) != 18:
+        return "*" * len(number)
+    return number[:6] + "*" * 8 + number[-4:]
+
+
+class RegionScope(models.Model):
+    """The region a bureau administrator, officer or community worker works in (DESIGN.md §8).
+
+    A worker's is one community; an officer's a subdistrict or district (read-only); a bureau
+    administrator's, when set, the part of the city they look after (none: the whole city).
+    Provider staff hang on their provider instead (`providers.StaffMember`).
+    """
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="region_scope",
+        verbose_name=_("user"),
+    )
+    region = models.ForeignKey(
+        Region, on_delete=models.PROTECT, related_name="scoped_users", verbose_name=_("region")
+    )
+    assigned_at = models.DateTimeField(_("assigned at"), auto_now=True)
+    assigned_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("assigned by"),
+    )
+
+    class Meta:
+        verbose_name = _("region scope")
+        verbose_name_plural = _("region scopes")
+
+    def __str__(self):
+        return f"{self.user} → {self.region}"
+
+
+class ImportJob(models.Model):
+    """One upload of a registry workbook, run inline or by a Celery worker (large files).
+
+    The workbook travels in the row itself, so a worker on another machine can read it; the
+    report (counts, or every error with its row and column) and the annotated copy come back here.
+    """
+
+    class State(models.TextChoices):
+        QUEUED = "queued", _("Queued")
+        RUNNING = "running", _("Running")
+        DONE = "done", _("Imported")
+        CHECKED = "checked", _("Checked (dry run)")
+        FAILED = "failed", _("Refused")
+
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", verbose_name=_("uploaded by")
+    )
+    created_at = models.DateTimeField(_("uploaded at"), auto_now_add=True)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+    filename = models.CharField(_("file name"), max_length=200)
+    dry_run = models.BooleanField(_("dry run"), default=False)
+    state = models.CharField(_("state"), max_length=10, choices=State.choices, default=State.QUEUED)
+    workbook = models.BinaryField(_("workbook"), editable=False)
+    total_rows = models.PositiveIntegerField(_("rows"), default=0)
+    # {"created": n, "updated": n, "unchanged": n} or {"errors": [{row, column, code, message}], ...}
+    report = models.JSONField(_("report"), default=dict, blank=True)
+    annotated_workbook = models.BinaryField(_("annotated workbook"), null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = _("import")
+        verbose_name_plural = _("imports")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(state__in=["queued", "running", "done", "checked", "failed"]),
+                name="import_job_state_valid",
+            ),
+        ]
+
+    def __str__(self):
+        return self.filename
 
 
 class Policy(models.Model):

@@ -31,7 +31,11 @@ def aged_under(years: int, as_of: dt.date) -> Q:
 
 
 DISABLED = Q(self_care="disabled")
-ALONE_EMPTY_OR_LEFT = Q(lives_alone=True) | Q(empty_nest=True) | Q(left_behind=True)
+LIVES_ALONE = Q(living_arrangement="alone")
+NO_CHILDREN_IN_CITY = Q(children_in_city=False)
+# Empty-nest (空巢): living without children (alone, or as a couple), the children not in the city.
+EMPTY_NEST = Q(living_arrangement__in=["alone", "empty_nest"]) & NO_CHILDREN_IN_CITY
+ALONE_EMPTY_OR_LEFT = Q(living_arrangement__in=["alone", "empty_nest", "left_behind"])
 
 
 @dataclass(frozen=True)
@@ -47,7 +51,7 @@ TIER_RULES: dict[str, Rule] = {
         Rule(
             "subsidized_70_dependent_no_children_dibao",
             _("70+, cannot care for self, no children in the city, receives 低保"),
-            lambda as_of: aged_at_least(70, as_of) & DISABLED & Q(empty_nest=True) & Q(receives_dibao=True),
+            lambda as_of: aged_at_least(70, as_of) & DISABLED & NO_CHILDREN_IN_CITY & Q(receives_dibao=True),
         ),
         Rule(
             "subsidized_special_care",
@@ -64,14 +68,12 @@ TIER_RULES: dict[str, Rule] = {
         Rule(
             "low_fee_empty_nest_dependent",
             _("Empty-nest and cannot care for self"),
-            lambda as_of: Q(empty_nest=True) & DISABLED,
+            lambda as_of: EMPTY_NEST & DISABLED,
         ),
         Rule(
             "low_fee_80_empty_nest_no_assistance",
             _("80+, empty-nest, no civil-affairs assistance"),
-            lambda as_of: aged_at_least(80, as_of)
-            & Q(empty_nest=True)
-            & Q(receives_civil_affairs_assistance=False),
+            lambda as_of: aged_at_least(80, as_of) & EMPTY_NEST & Q(receives_civil_affairs_assistance=False),
         ),
         Rule(
             "low_fee_hardship",
@@ -99,14 +101,14 @@ CARE_VISIT_RULES: dict[str, list[Rule]] = {
         Rule(
             "care_a_family_planning_alone",
             _("Family-planning special family, living alone"),
-            lambda as_of: Q(family_planning_special=True) & Q(lives_alone=True),
+            lambda as_of: Q(family_planning_special=True) & LIVES_ALONE,
         ),
     ],
     "B": [
         Rule(
-            "care_b_partial_alone",
+            "care_b_severely_disabled_alone",
             _("60–79, severely dependent and living alone"),
-            lambda as_of: aged_under(80, as_of) & Q(self_care="partial") & Q(lives_alone=True),
+            lambda as_of: aged_under(80, as_of) & Q(severely_disabled=True) & LIVES_ALONE,
         ),
         Rule(
             "care_b_couple_one_disabled",

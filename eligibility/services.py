@@ -1,6 +1,7 @@
 """Writes of the eligibility app: the registry, the default policy, and evaluation."""
 
 import datetime as dt
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 from decimal import Decimal
@@ -14,52 +15,199 @@ from stdnum.exceptions import InvalidChecksum, InvalidComponent, InvalidFormat, 
 from stdnum.exceptions import ValidationError as StdnumValidationError
 
 from config.months import local_date
+from config.roles import OFFICER, WORKER, roles_of
 from eligibility import rules
 from eligibility.errors import EligibilityError
-from eligibility.models import Determination, Policy, PolicyRule, Region, Senior, Tier
+from eligibility.models import (
+    PHONE_PATTERN,
+    Determination,
+    Policy,
+    PolicyRule,
+    Region,
+    RegionScope,
+    Senior,
+    Tier,
+)
+from eligibility.names import name_initials
 from eligibility.rules import aged_at_least
 from eligibility.selectors import policy_in_force
+from eligibility.signals import senior_left
 
-FACT_FIELDS = frozenset(
-    {
-        "self_care",
-        "lives_alone",
-        "empty_nest",
-        "left_behind",
-        "receives_dibao",
-        "receives_civil_affairs_assistance",
-        "special_care_recipient",
-        "three_no",
-        "five_old",
-        "hardship_assessed",
-        "family_planning_special",
-        "dementia",
-        "couple_one_disabled",
-        "cares_for_disabled_child",
-        "special_difficulty",
-    }
+# The facts the rules read (DESIGN.md §4.1 and §4.4): enumerations and yes/no flags.
+CHOICE_FACTS = ("living_arrangement", "self_care")
+FLAG_FACTS = (
+    "children_in_city",
+    "dementia",
+    "severely_disabled",
+    "receives_dibao",
+    "three_no",
+    "special_care_recipient",
+    "five_old",
+    "family_planning_special",
+    "receives_civil_affairs_assistance",
+    "hardship_assessed",
+    "cares_for_disabled_child",
+    "couple_one_disabled",
+    "special_difficulty",
 )
-
+FACT_FIELDS = frozenset((*CHOICE_FACTS, *FLAG_FACTS))
+CONTACT_FIELDS = (
+    "phone",
+    "address",
+    "emergency_contact_name",
+    "emergency_contact_relation",
+    "emergency_contact_phone",
+)
+PHONE_FIELDS = ("phone", "emergency_contact_phone")
+# What `update_senior` may change. The ID-card number (and so birth date and sex) never changes:
+# a wrong number is a new registration; the status changes through `change_senior_status`.
+EDITABLE_FIELDS = ("name", "community", *CONTACT_FIELDS, *FACT_FIELDS)
+MINIMUM_AGE = 60
 
 ID_CARD_REASONS = {
-    InvalidLength: _("The ID-card number must have 18 characters."),
+    InvalidLength: _("The ID-card number must have 18 characters (or 15 for an old card)."),
     InvalidFormat: _("The ID-card number must be 17 digits followed by a digit or X."),
     InvalidChecksum: _("The ID-card number's check digit is wrong; please check it for a typing error."),
     InvalidComponent: _("The ID-card number holds an impossible birth date or region code."),
     StdnumValidationError: _("The ID-card number is not valid."),
 }
+_FULL_WIDTH = str.maketrans("０１２３４５６７８９ｘＸ－（）　", "0123456789xX-() ")
+
+
+def normalise_text(raw) -> str:
+    """Full-width digits and letters to ASCII, stray spaces (inner runs too) trimmed."""
+    return " ".join(str(raw or "").translate(_FULL_WIDTH).split())
+
+
+def _from_legacy(number: str) -> str:
+    """A 15-digit card of before 1999 (6 region + YYMMDD + 3 sequence) as its 18-digit number."""
+    body = f"{number[:6]}19{number[6:]}"
+    return body + ric.calc_check_digit(body + "0")
 
 
 def normalise_id_card_number(raw: str) -> str:
     """Validate a resident ID (GB 11643 check digit, birth date, region) and normalise it.
 
-    Refuses with `invalid_id_card_number`; the message never repeats the number.
+    Full-width digits and spaces are normalised; a 15-digit legacy number is converted to its
+    18-digit form. Refuses with `invalid_id_card_number`; the message never repeats the number.
     """
+    number = normalise_text(raw).replace(" ", "").upper()
     try:
-        return ric.validate(raw or "").upper()
+        if len(number) == 15 and number.isdigit():
+            ric.get_birth_date("".join((number[:6], "19", number[6:], "0")))  # a real date?
+            number = _from_legacy(number)
+        return ric.validate(number).upper()
     except StdnumValidationError as error:
         reason = ID_CARD_REASONS.get(type(error), ID_CARD_REASONS[StdnumValidationError])
         raise EligibilityError("invalid_id_card_number", reason) from None
+
+
+def normalise_phone(raw, *, field: str = "phone") -> str:
+    """A mainland mobile (11 digits) or a landline with its area code, stored as 0571-87061234;
+    or blank. Spaces, dashes, brackets, +86 and full-width digits are accepted. Refuses
+    `invalid_phone`."""
+    phone = re.sub(r"[\s()\-]", "", normalise_text(raw))
+    if phone.startswith("+86"):
+        phone = phone[3:]
+    if not phone:
+        return ""
+    if phone.startswith("0") and phone.isdigit():
+        area = 3 if phone[1] in "12" else 4  # 010 and 02x are the three-digit area codes
+        phone = f"{phone[:area]}-{phone[area:]}"
+    if not re.fullmatch(PHONE_PATTERN, phone):
+        raise EligibilityError(
+            "invalid_phone",
+            _("A phone number is 11 digits for a mobile, or the area code and number for a landline."),
+            field=field,
+        )
+    return phone
+
+
+def age_on(birth_date: dt.date, day: dt.date) -> int:
+    return day.year - birth_date.year - ((day.month, day.day) < (birth_date.month, birth_date.day))
+
+
+def _label(name: str) -> str:
+    return str(Senior._meta.get_field(name).verbose_name)
+
+
+def _clean_changes(values: dict) -> dict:
+    """Normalised, validated field values; refuses `invalid_input` or `invalid_phone`."""
+    unknown = set(values) - set(EDITABLE_FIELDS)
+    if unknown:
+        raise EligibilityError(
+            "invalid_input", _("Unknown fields: %(names)s."), names=", ".join(sorted(unknown))
+        )
+    cleaned = {}
+    for name, value in values.items():
+        if name == "name":
+            value = normalise_text(value)
+            if not value:
+                raise EligibilityError("invalid_input", _("The name is required."), field="name")
+        elif name == "community":
+            if not isinstance(value, Region) or value.level != Region.Level.COMMUNITY:
+                raise EligibilityError(
+                    "invalid_input", _("A senior must be registered in a community."), field="community"
+                )
+        elif name in PHONE_FIELDS:
+            value = normalise_phone(value, field=name)
+        elif name in CONTACT_FIELDS:
+            value = normalise_text(value)
+        elif name in FLAG_FACTS:
+            if not isinstance(value, bool):
+                raise EligibilityError(
+                    "invalid_input", _("%(label)s: answer yes or no."), field=name, label=_label(name)
+                )
+        elif name in CHOICE_FACTS:
+            choices = Senior._meta.get_field(name).choices
+            if value not in {code for code, _label in choices}:
+                raise EligibilityError(
+                    "invalid_input",
+                    _("%(label)s: not one of the listed values."),
+                    field=name,
+                    label=_label(name),
+                )
+        cleaned[name] = value
+    return cleaned
+
+
+def _attributed(senior: Senior, *, by, reason: str) -> Senior:
+    """Tell django-simple-history who made the change and why (it records the row on save)."""
+    senior._history_user = by
+    senior._change_reason = reason[:100]
+    return senior
+
+
+def build_senior(
+    *, id_card_number: str, status_date: dt.date, created_by=None, today: dt.date | None = None, **values
+) -> Senior:
+    """An unsaved senior from a registration, validated: what `register_senior` and the import
+    both insert. Birth date and sex come from the ID-card number, never typed twice.
+
+    Refuses: `invalid_id_card_number`, `under_60`, `invalid_input`, `invalid_phone`.
+    """
+    number = normalise_id_card_number(id_card_number)
+    if "name" not in values or "community" not in values:
+        raise EligibilityError("invalid_input", _("The name and the community are required."))
+    cleaned = _clean_changes(values)
+    birth_date = ric.get_birth_date(number)
+    today = today or local_date(timezone.now())
+    if age_on(birth_date, today) < MINIMUM_AGE:
+        raise EligibilityError(
+            "under_60",
+            _("This person is %(age)s; the registry is for residents aged 60 and over."),
+            age=age_on(birth_date, today),
+        )
+    return Senior(
+        id_card_number=number,
+        birth_date=birth_date,
+        # The 17th character is odd for men and even for women.
+        sex=Senior.Sex.MALE if int(number[16]) % 2 else Senior.Sex.FEMALE,
+        status_date=status_date,
+        created_by=created_by,
+        name_initials=name_initials(cleaned["name"]),
+        **cleaned,
+    )
 
 
 @transaction.atomic
@@ -70,41 +218,25 @@ def register_senior(
     community: Region,
     status_date: dt.date | None = None,
     created_by=None,
-    phone: str = "",
-    address: str = "",
-    **facts,
+    **values,
 ) -> Senior:
     """Register one senior (一人一档). Birth date and sex come from the ID-card number.
 
-    Refuses: `invalid_id_card_number`, `duplicate_senior` (already registered),
-    `invalid_input` (not a community, unknown fact, blank name).
+    `values` are contact fields and facts (EDITABLE_FIELDS). The history records who registered.
+    Refuses: `invalid_id_card_number`, `under_60`, `duplicate_senior` (already registered),
+    `invalid_input` (not a community, unknown field, blank name), `invalid_phone`.
     """
-    number = normalise_id_card_number(id_card_number)
-    unknown = set(facts) - FACT_FIELDS
-    if unknown:
-        raise EligibilityError(
-            "invalid_input", _("Unknown facts: %(names)s."), names=", ".join(sorted(unknown))
-        )
-    if not (name or "").strip():
-        raise EligibilityError("invalid_input", _("The name is required."))
-    if community.level != Region.Level.COMMUNITY:
-        raise EligibilityError("invalid_input", _("A senior must be registered in a community."))
-    if Senior.objects.filter(id_card_number=number).exists():
-        raise EligibilityError("duplicate_senior", _("This person is already registered."))
-    senior = Senior(
-        id_card_number=number,
-        name=name.strip(),
-        birth_date=ric.get_birth_date(number),
-        # The 17th character is odd for men and even for women.
-        sex=Senior.Sex.MALE if int(number[16]) % 2 else Senior.Sex.FEMALE,
+    senior = build_senior(
+        id_card_number=id_card_number,
+        name=name,
         community=community,
         status_date=status_date or local_date(timezone.now()),
         created_by=created_by,
-        phone=phone,
-        address=address,
-        **facts,
+        **values,
     )
-    senior.full_clean(exclude=["id_card_number"], validate_unique=False)
+    if Senior.objects.filter(id_card_number=senior.id_card_number).exists():
+        raise EligibilityError("duplicate_senior", _("This person is already registered."))
+    _attributed(senior, by=created_by, reason="register")
     try:
         with transaction.atomic():
             senior.save()
@@ -112,6 +244,97 @@ def register_senior(
         # Registered by someone else between our check and our insert (a double submit).
         raise EligibilityError("duplicate_senior", _("This person is already registered.")) from None
     return senior
+
+
+def apply_senior_changes(senior: Senior, values: dict) -> list[str]:
+    """Set the validated `values` on `senior` (unsaved); returns the names of fields that changed.
+
+    The one place that decides what an edit is: `update_senior` and the import both use it.
+    """
+    cleaned = _clean_changes(values)
+    changed = []
+    for name, value in cleaned.items():
+        current = senior.community_id if name == "community" else getattr(senior, name)
+        new = value.pk if name == "community" else value
+        if current != new:
+            setattr(senior, name, value)
+            changed.append(name)
+    if "name" in changed:
+        senior.name_initials = name_initials(senior.name)
+    return changed
+
+
+@transaction.atomic
+def update_senior(*, senior: Senior, by, reason: str = "edit", **values) -> list[str]:
+    """Change a senior's name, community, contacts or facts; returns the fields that changed.
+
+    Locks the row, applies the change and saves only when something changed, so the history
+    holds one attributable entry (who, when, old → new) per real change.
+    Refuses: `invalid_input`, `invalid_phone`.
+    """
+    locked = Senior.objects.select_for_update().get(pk=senior.pk)
+    changed = apply_senior_changes(locked, values)
+    if changed:
+        _attributed(locked, by=by, reason=reason)
+        fields = [*changed, "updated_at"]
+        if "name" in changed:
+            fields.append("name_initials")
+        locked.save(update_fields=fields)
+    for name in (*changed, "name_initials", "updated_at", "status", "status_date"):
+        setattr(senior, name, getattr(locked, name))
+    return changed
+
+
+@transaction.atomic
+def change_senior_status(
+    *, senior: Senior, status: str, on: dt.date, by, today: dt.date | None = None
+) -> Senior:
+    """Mark a senior moved out or deceased (or active again) from a date.
+
+    Leaving stops money at once: in the same transaction, `senior_left` lets the vouchers app
+    revoke their vouchers valid on or after `on` (scans are then refused `voucher_revoked`),
+    and evaluation issues nothing more for them. Refuses `invalid_input` for an unknown status,
+    the status they already have, or a date in the future or before they were born.
+    """
+    if status not in Senior.Status.values:
+        raise EligibilityError("invalid_input", _("Unknown status."), field="status")
+    today = today or local_date(timezone.now())
+    locked = Senior.objects.select_for_update().get(pk=senior.pk)
+    if locked.status == status:
+        raise EligibilityError("invalid_input", _("The senior already has this status."), field="status")
+    if on > today or on < locked.birth_date:
+        raise EligibilityError(
+            "invalid_input", _("The date must be between the birth date and today."), field="status_date"
+        )
+    locked.status, locked.status_date = status, on
+    _attributed(locked, by=by, reason=f"status:{status}")
+    locked.save(update_fields=["status", "status_date", "updated_at"])
+    if status != Senior.Status.ACTIVE:
+        senior_left.send(sender=Senior, senior=locked, on=on, by=by)
+    senior.status, senior.status_date = locked.status, locked.status_date
+    return locked
+
+
+@transaction.atomic
+def assign_region_scope(*, user, region: Region | None, by) -> RegionScope | None:
+    """Give a bureau administrator, officer or worker the region they work in (None: remove it).
+
+    A worker's region is one community; an officer's a subdistrict or district.
+    Refuses `invalid_input` when the region does not fit the user's role.
+    """
+    user_roles = set(roles_of(user))
+    if region is None:
+        RegionScope.objects.filter(user=user).delete()
+        return None
+    if WORKER in user_roles and region.level != Region.Level.COMMUNITY:
+        raise EligibilityError("invalid_input", _("A community worker works in one community."))
+    if OFFICER in user_roles and region.level == Region.Level.COMMUNITY:
+        raise EligibilityError("invalid_input", _("An officer looks after a subdistrict or a district."))
+    scope, _created = RegionScope.objects.update_or_create(
+        user=user, defaults={"region": region, "assigned_by": by}
+    )
+    user._region_scope = region
+    return scope
 
 
 DEFAULT_TIERS = [

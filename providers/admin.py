@@ -8,6 +8,7 @@ from stdnum.exceptions import ValidationError as StdnumValidationError
 
 from config.admin import ReadOnlyAdmin
 from providers.models import Contract, ContractItem, Device, Provider, ServiceItem, StaffMember
+from providers.selectors import visible_to
 from providers.services import revoke_device
 
 
@@ -31,6 +32,9 @@ class ProviderAdmin(admin.ModelAdmin):
     list_display = ["code", "name", "credit_code", "contact_phone", "is_active"]
     list_filter = ["is_active"]
     search_fields = ["code", "name", "name_en", "=credit_code"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).filter(pk__in=visible_to(request.user).values("pk"))
 
 
 @admin.register(ServiceItem)

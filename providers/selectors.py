@@ -2,7 +2,10 @@
 
 import datetime as dt
 
-from providers.models import Contract, ContractItem
+from django.db.models import QuerySet
+
+from config.roles import BUREAU, FINANCE, PROVIDER_ROLES, roles_of
+from providers.models import Contract, ContractItem, Provider
 
 
 def contract_items_for(*, provider, on: dt.date):
@@ -27,3 +30,18 @@ def ancestor_paths(region_path: str) -> list[str]:
     """
     parts = region_path.strip("/").split("/")
     return ["/".join(parts[: i + 1]) + "/" for i in range(len(parts))]
+
+
+def visible_to(user) -> QuerySet[Provider]:
+    """Providers a user may see: all for superusers, the bureau and finance; their own for a
+    provider's manager and staff; none for the registry roles (they see providers' names only on
+    the services recorded for their seniors)."""
+    if not user.is_authenticated:
+        return Provider.objects.none()
+    user_roles = set(roles_of(user))
+    if user.is_superuser or {BUREAU, FINANCE} & user_roles:
+        return Provider.objects.all()
+    staff = getattr(user, "staff_member", None)
+    if PROVIDER_ROLES & user_roles and staff is not None:
+        return Provider.objects.filter(pk=staff.provider_id)
+    return Provider.objects.none()

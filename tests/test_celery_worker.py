@@ -73,7 +73,8 @@ def _month_with_two_redemptions():
         id_card_number=make_id_card_number(birth_date=dt.date(1950, 5, 1)),
         name="李建国",
         community=community,
-        empty_nest=True,
+        living_arrangement="empty_nest",
+        children_in_city=False,
         self_care="disabled",
     )
     evaluate_eligibility(as_of=MONTH)

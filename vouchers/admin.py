@@ -14,6 +14,7 @@ from config.admin import ReadOnlyAdmin
 from config.months import format_month, next_month, parse_month
 from eligibility.models import Tier
 from vouchers.models import Redemption, RedemptionVoid, ScanAttempt, Voucher
+from vouchers.selectors import redemptions_visible_to, visible_to
 from vouchers.tokens import voucher_token
 
 MONTHS_LISTED = 24
@@ -105,7 +106,7 @@ class VoucherAdmin(ReadOnlyAdmin):
     preserve_filters = False  # a searched ID-card number would ride along in every link
     list_display = ["id", "senior", "period", "tier_code", "face_value", "balance", "status", "valid_until"]
     list_filter = [MonthFilter, "status", TierCodeFilter]
-    search_fields = ["=senior__id_card_number", "=id"]
+    search_fields = ["^senior__name", "=id"]
     list_select_related = ["senior"]
     fields = [
         "senior",
@@ -122,6 +123,9 @@ class VoucherAdmin(ReadOnlyAdmin):
         "issued_at",
         "senior_page",
     ]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).filter(pk__in=visible_to(request.user).values("pk"))
 
     @admin.display(description=_("senior's page"))
     def senior_page(self, obj):
@@ -146,8 +150,11 @@ class RedemptionAdmin(ReadOnlyAdmin):
         "voided",
     ]
     list_filter = [ServiceMonthFilter, "provider", TierCodeFilter, VoidedFilter]
-    search_fields = ["=id", "=idempotency_key", "=voucher__senior__id_card_number"]
+    search_fields = ["=id", "=idempotency_key"]
     list_select_related = ["voucher__senior", "provider", "service_item", "void"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).filter(pk__in=redemptions_visible_to(request.user).values("pk"))
 
     @admin.display(description=_("senior"))
     def senior(self, obj):

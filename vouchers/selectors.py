@@ -3,8 +3,11 @@
 import datetime as dt
 from dataclasses import dataclass
 
+from django.db.models import QuerySet
 from django.utils.translation import gettext_lazy as _
 
+from config.roles import BUREAU, FINANCE, PROVIDER_ROLES, roles_of
+from eligibility.selectors import visible_to as seniors_visible_to
 from providers.selectors import ancestor_paths, contract_items_for
 from vouchers import tokens
 from vouchers.errors import VoucherError
@@ -120,3 +123,35 @@ def services_on_voucher(*, voucher: Voucher, limit: int = 20) -> list[Redemption
         .filter(voucher=voucher, void__isnull=True)
         .order_by("-served_at", "-id")[:limit]
     )
+
+
+# --- Who may see what (DESIGN.md §8) --------------------------------------------------------------
+
+CITY_WIDE_ROLES = frozenset({BUREAU, FINANCE})
+
+
+def visible_to(user) -> QuerySet[Voucher]:
+    """The vouchers a user may see: the city for superusers, bureau and finance; a worker's or
+    officer's seniors' through the registry's scope; none for provider roles (a scanner reads
+    one voucher at a time through its code)."""
+    if not user.is_authenticated:
+        return Voucher.objects.none()
+    if user.is_superuser or CITY_WIDE_ROLES.intersection(roles_of(user)):
+        return Voucher.objects.all()
+    return Voucher.objects.filter(senior__in=seniors_visible_to(user))
+
+
+def redemptions_visible_to(user) -> QuerySet[Redemption]:
+    """Redemptions a user may see: the city for superusers, bureau and finance; their own
+    provider's for provider managers and staff; their seniors' for workers and officers."""
+    if not user.is_authenticated:
+        return Redemption.objects.none()
+    user_roles = set(roles_of(user))
+    if user.is_superuser or CITY_WIDE_ROLES & user_roles:
+        return Redemption.objects.all()
+    if PROVIDER_ROLES & user_roles:
+        staff = getattr(user, "staff_member", None)
+        return (
+            Redemption.objects.filter(provider_id=staff.provider_id) if staff else Redemption.objects.none()
+        )
+    return Redemption.objects.filter(voucher__senior__in=seniors_visible_to(user))

@@ -315,3 +315,15 @@ def record_scan_attempt(*, scanned: str, action: str, outcome: str, staff=None, 
         outcome=outcome[:40],
         scanned_hash=hashlib.sha256((scanned or "").encode()).hexdigest(),
     )
+
+
+def revoke_vouchers_on_leaving(*, senior, on: dt.date, **_signal) -> int:
+    """Revoke a senior's vouchers still valid on or after `on` (they moved out or died).
+
+    Runs inside `change_senior_status`'s transaction (the `senior_left` signal). A scan that holds
+    the voucher's lock finishes first; one that comes after is refused `voucher_revoked`.
+    Returns the number of vouchers revoked.
+    """
+    return Voucher.objects.filter(senior=senior, status=Voucher.Status.ACTIVE, valid_until__gte=on).update(
+        status=Voucher.Status.REVOKED
+    )

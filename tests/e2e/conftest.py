@@ -8,11 +8,12 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 import pytest
-from django.contrib.auth.models import Group, Permission
+from django.contrib.auth.models import Group
 from django.utils import timezone
 
 from config.months import month_of
 from config.roles import ROLE_NAMES
+from eligibility.models import RegionScope
 from eligibility.services import ensure_default_policy, evaluate_eligibility, register_senior
 from tests.factories import (
     ProviderFactory,
@@ -42,22 +43,23 @@ def make_user(username: str, *roles: str, **fields):
 
 @pytest.fixture
 def role_users(db) -> dict:
-    """A user per role, named as people are (the home page greets them by name). The bureau and
-    community workers use the admin; a worker may keep the senior registry there."""
+    """A user per role, named as people are (the home page greets them by name), with the
+    permissions `migrate` gave the role groups; the worker and officer work in the community of
+    `make_community("E")` and its subdistrict (where `senior_voucher` lives)."""
     names = {
         "bureau": "王秀英",
+        "officer": "郑国华",
         "worker": "陈丽",
         "provider": "赵经理",
         "staff": "李师傅",
         "finance": "孙会计",
     }
     users = {
-        role: make_user(role, role, first_name=names[role], is_staff=role in ("bureau", "worker"))
-        for role in ROLE_NAMES
+        role: make_user(role, role, first_name=names[role], is_staff=role == "bureau") for role in ROLE_NAMES
     }
-    users["worker"].user_permissions.add(
-        *Permission.objects.filter(content_type__app_label="eligibility", codename__endswith="_senior")
-    )
+    community = make_community("E")
+    RegionScope.objects.create(user=users["worker"], region=community)
+    RegionScope.objects.create(user=users["officer"], region=community.parent)
     return users
 
 
@@ -82,7 +84,8 @@ def build_senior_voucher() -> SeniorVoucher:
         id_card_number=make_id_card_number(birth_date=dt.date(1950, 5, 1)),
         name="李建国",
         community=community,
-        empty_nest=True,
+        living_arrangement="empty_nest",
+        children_in_city=False,
         self_care="disabled",
     )
     evaluate_eligibility(as_of=timezone.localdate())

@@ -60,7 +60,8 @@ def build_world(now=NOW) -> World:
             id_card_number=make_id_card_number(birth_date=dt.date(1950, 5, 1)),
             name="李建国",
             community=community,
-            empty_nest=True,
+            living_arrangement="empty_nest",
+            children_in_city=False,
             self_care="disabled",
         ),
         "paid": register_senior(

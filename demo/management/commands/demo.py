@@ -2,10 +2,10 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.translation import gettext as _
 
-from billing.demo import PASSWORD, build_demo_city
 from config.errors import DomainError
 from config.months import format_month
 from config.roles import ROLE_NAMES
+from demo.city import PASSWORD, build_demo_city
 from vouchers.tokens import voucher_url
 
 

@@ -1,8 +1,8 @@
 """The demo city behind `manage.py demo`: a district of Hangzhou with a month settled and one under way.
 
 Everything goes through the real services (registration, evaluation, issuance, redemption, void,
-settlement), so the demo shows what production would have recorded. It lives in billing because
-billing is the one app allowed to depend on all the others.
+settlement), so the demo shows what production would have recorded. It sits on top of every app
+and nothing imports it; roles come from `setup_roles`, as in production.
 
 Idempotent: rows are found by their natural keys (region code, item and provider code, contract
 number, username, ID-card number); last month is evaluated and issued only if it has no vouchers
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group, Permission
+from django.contrib.auth.models import Group
 from django.db import transaction
 from django.utils import timezone
 from djmoney.money import Money
@@ -27,8 +27,15 @@ from billing.models import SettlementPeriod
 from billing.services import settle
 from config import roles
 from config.months import format_month, local_date, month_bounds, month_of, previous_month
+from config.roles import setup_roles
 from eligibility.models import Region, Senior
-from eligibility.services import ensure_default_policy, evaluate_eligibility, register_senior
+from eligibility.selectors import scope_region
+from eligibility.services import (
+    assign_region_scope,
+    ensure_default_policy,
+    evaluate_eligibility,
+    register_senior,
+)
 from providers.models import Contract, ContractItem, Provider, ServiceItem, StaffMember
 from vouchers.models import Redemption, RedemptionVoid, Voucher
 from vouchers.services import issue_vouchers, redeem, void_redemption
@@ -196,18 +203,18 @@ class LoginPlan:
     full_name: str
     is_staff: bool = False
     is_superuser: bool = False
+    region: str = ""  # the code of the region a bureau, officer or worker login works in
 
 
 LOGINS = [
     LoginPlan("bureau", roles.BUREAU, "周立新", is_staff=True, is_superuser=True),
-    LoginPlan("worker", roles.WORKER, "陈晓燕", is_staff=True),
+    LoginPlan("officer", roles.OFFICER, "郑国华", region="330106001"),
+    LoginPlan("worker", roles.WORKER, "陈晓燕", region="330106001001"),
     LoginPlan("provider", roles.PROVIDER, "吴海峰"),
     LoginPlan("staff", roles.STAFF, "李红梅"),
     LoginPlan("finance", roles.FINANCE, "钱丽娟"),
     LoginPlan("finance2", roles.FINANCE, "孙建华"),
 ]
-WORKER_PERMISSIONS = ["view_senior", "add_senior", "change_senior", "view_region", "view_determination"]
-
 # --- Seniors ------------------------------------------------------------------------------------
 
 SURNAMES = "王陈张李吴徐周黄沈朱胡杨刘金钱俞施孙何方蒋章郑楼马邵叶潘应姚汪许蔡程袁赵戴丁陆范顾高宋谢林傅"
@@ -251,7 +258,8 @@ PROFILES = [
             "receives_dibao": True,
             "receives_civil_affairs_assistance": True,
             "self_care": "disabled",
-            "empty_nest": True,
+            "living_arrangement": "empty_nest",
+            "children_in_city": False,
             "special_difficulty": True,
         },
     ),
@@ -262,9 +270,16 @@ PROFILES = [
     # subsidized (重点优抚), no care-visit class
     Profile("special_care_family", 1, (1945, 1962), {"special_care_recipient": True}),
     # low_fee (empty-nest, dependent), A
-    Profile("empty_nest_dependent", 4, (1947, 1960), {"empty_nest": True, "self_care": "disabled"}),
+    Profile(
+        "empty_nest_dependent",
+        4,
+        (1947, 1960),
+        {"living_arrangement": "empty_nest", "children_in_city": False, "self_care": "disabled"},
+    ),
     # low_fee (80+, empty-nest, no assistance), A (80+ empty-nest)
-    Profile("old_empty_nest", 5, (1928, 1944), {"empty_nest": True}),
+    Profile(
+        "old_empty_nest", 5, (1928, 1944), {"living_arrangement": "empty_nest", "children_in_city": False}
+    ),
     # low_fee (hardship), B (couple, one disabled)
     Profile("hardship_couple", 3, (1950, 1962), {"hardship_assessed": True, "couple_one_disabled": True}),
     # low_fee (hardship), C
@@ -276,10 +291,15 @@ PROFILES = [
         "dibao_alone",
         2,
         (1950, 1962),
-        {"receives_dibao": True, "receives_civil_affairs_assistance": True, "lives_alone": True},
+        {"receives_dibao": True, "receives_civil_affairs_assistance": True, "living_arrangement": "alone"},
     ),
-    # paid, B (partly dependent, living alone, under 80)
-    Profile("partial_alone", 3, (1952, 1962), {"self_care": "partial", "lives_alone": True}),
+    # paid, B (severely disabled, living alone, under 80)
+    Profile(
+        "disabled_alone",
+        3,
+        (1952, 1962),
+        {"self_care": "partial", "severely_disabled": True, "living_arrangement": "alone"},
+    ),
     # paid, C
     Profile("special_difficulty", 3, (1940, 1965), {"special_difficulty": True}),
     # paid, no class: living with family
@@ -297,6 +317,24 @@ class SeniorPlan:
     community_code: str
     address: str
     facts: dict
+    contacts: dict = field(default_factory=dict)
+
+
+RELATIONS = ["儿子", "女儿", "儿媳", "女婿", "侄子", "邻居", "配偶"]
+
+
+def _contacts(number: str, surname: str) -> dict:
+    """A phone and an emergency contact, drawn from the senior's own seed (the plan stays put)."""
+    rng = random.Random(number)
+    mobile = f"1{rng.choice('35789')}{rng.randrange(10**9):09d}"
+    relation = rng.choice(RELATIONS)
+    contact_surname = surname if relation in {"儿子", "女儿", "侄子"} else rng.choice(SURNAMES)
+    return {
+        "phone": mobile if rng.random() < 0.7 else f"0571-8{rng.randrange(10**6, 10**7)}",
+        "emergency_contact_name": contact_surname + rng.choice(GIVEN_MALE + GIVEN_FEMALE),
+        "emergency_contact_relation": relation,
+        "emergency_contact_phone": f"1{rng.choice('3589')}{rng.randrange(10**9):09d}",
+    }
 
 
 def _id_card_number(birth_date: dt.date, sequence: int) -> str:
@@ -335,13 +373,15 @@ def senior_plans(count: int = SENIOR_COUNT) -> list[SeniorPlan]:
             f"{names[community]}{rng.randint(1, 30)}幢{rng.randint(1, 4)}单元"
             f"{rng.randint(1, 6)}{rng.randint(1, 4):02d}室"
         )
+        surname = rng.choice(SURNAMES)
         plans.append(
             SeniorPlan(
                 id_card_number=number,
-                name=rng.choice(SURNAMES) + given,
+                name=surname + given,
                 community_code=community,
                 address=address,
                 facts=dict(profile.facts),
+                contacts=_contacts(number, surname),
             )
         )
     return plans
@@ -411,11 +451,14 @@ def _group(name: str) -> Group:
     return Group.objects.get_or_create(name=name)[0]
 
 
-def ensure_users() -> dict:
+def ensure_users(*, regions) -> dict:
     """The fixed logins of DESIGN.md §5, each in its role's group, all with the demo password.
 
-    A password someone changed is set back, so the printed logins always work.
+    The groups and their permissions are production's (`setup_roles`); the demo only adds people.
+    A password someone changed is set back, so the printed logins always work; the worker works in
+    保俶社区 and the officer in 北山街道.
     """
+    setup_roles()
     User = get_user_model()
     users = {}
     for plan in LOGINS:
@@ -437,11 +480,9 @@ def ensure_users() -> dict:
         if changed:
             user.save(update_fields=changed)
         user.groups.add(_group(plan.role))
+        if plan.region and scope_region(user) != regions[plan.region]:
+            assign_region_scope(user=user, region=regions[plan.region], by=None)
         users[plan.username] = user
-    # Permissions belong to the role, so every community worker added later has them too.
-    _group(roles.WORKER).permissions.add(
-        *Permission.objects.filter(content_type__app_label="eligibility", codename__in=WORKER_PERMISSIONS)
-    )
     return users
 
 
@@ -558,6 +599,7 @@ def ensure_seniors(*, regions, created_by, registered_on: dt.date) -> list[Senio
                 status_date=registered_on,
                 created_by=created_by,
                 address=plan.address,
+                **plan.contacts,
                 **plan.facts,
             )
     by_number = Senior.objects.select_related("community").in_bulk(numbers, field_name="id_card_number")
@@ -697,7 +739,7 @@ def build_demo_city(*, now: dt.datetime | None = None) -> DemoCity:
     regions = ensure_regions()
     ensure_default_policy()
     items = ensure_catalogue()
-    users = ensure_users()
+    users = ensure_users(regions=regions)
     setups = ensure_providers(
         regions=regions, items=items, users=users, first_month=last_month, this_month=this_month
     )
