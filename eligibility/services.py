@@ -222,7 +222,8 @@ def register_senior(
 ) -> Senior:
     """Register one senior (一人一档). Birth date and sex come from the ID-card number.
 
-    `values` are contact fields and facts (EDITABLE_FIELDS). The history records who registered.
+    `values` are contact fields and facts (EDITABLE_FIELDS). The history records who registered;
+    the senior is evaluated at once when a policy is in force.
     Refuses: `invalid_id_card_number`, `under_60`, `duplicate_senior` (already registered),
     `invalid_input` (not a community, unknown field, blank name), `invalid_phone`.
     """
@@ -243,7 +244,17 @@ def register_senior(
     except IntegrityError:
         # Registered by someone else between our check and our insert (a double submit).
         raise EligibilityError("duplicate_senior", _("This person is already registered.")) from None
+    reevaluate_seniors(senior_ids=[senior.pk], by=created_by)
     return senior
+
+
+def reevaluate_seniors(*, senior_ids: list[int], by) -> "EvaluationResult | None":
+    """Evaluate the given seniors now, so the registry shows the tier their facts give today;
+    nothing when no policy is in force yet (a new install). Their vouchers keep their terms."""
+    today = local_date(timezone.now())
+    if not senior_ids or policy_in_force(as_of=today) is None:
+        return None
+    return evaluate_eligibility(as_of=today, determined_by=by, senior_ids=senior_ids)
 
 
 def apply_senior_changes(senior: Senior, values: dict) -> list[str]:
@@ -269,7 +280,8 @@ def update_senior(*, senior: Senior, by, reason: str = "edit", **values) -> list
     """Change a senior's name, community, contacts or facts; returns the fields that changed.
 
     Locks the row, applies the change and saves only when something changed, so the history
-    holds one attributable entry (who, when, old → new) per real change.
+    holds one attributable entry (who, when, old → new) per real change; a changed fact
+    re-evaluates the senior at once (their tier for next month's voucher).
     Refuses: `invalid_input`, `invalid_phone`.
     """
     locked = Senior.objects.select_for_update().get(pk=senior.pk)
@@ -282,6 +294,8 @@ def update_senior(*, senior: Senior, by, reason: str = "edit", **values) -> list
         locked.save(update_fields=fields)
     for name in (*changed, "name_initials", "updated_at", "status", "status_date"):
         setattr(senior, name, getattr(locked, name))
+    if FACT_FIELDS.intersection(changed):
+        reevaluate_seniors(senior_ids=[senior.pk], by=by)
     return changed
 
 

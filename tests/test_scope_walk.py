@@ -1,0 +1,196 @@
+"""Every URL of the project, for every role: nobody sees a senior outside their scope.
+
+The walk reads the URL configuration itself, so a page added later is walked too; a URL whose
+parameter the walk does not know fails the test until it is taught which object stands for it.
+Given a worker of community A, an officer of A's subdistrict, and seniors in A, in A's sibling
+community and in another district (B): the worker gets 404 for the others' pages, the officer for
+B's, the bureau sees all; lists and exports hold only what the role may see; provider staff and
+finance see no registry; anonymous visitors are sent to sign in.
+"""
+
+import datetime as dt
+import io
+import re
+
+import pytest
+from django.urls import URLPattern, URLResolver, get_resolver
+from openpyxl import load_workbook
+
+from eligibility.models import ImportJob, RegionScope
+from eligibility.services import ensure_default_policy, evaluate_eligibility, register_senior
+from tests.e2e.conftest import make_user
+from tests.factories import (
+    ProviderFactory,
+    RegionFactory,
+    StaffMemberFactory,
+    make_community,
+    make_id_card_number,
+)
+from vouchers.models import Voucher
+from vouchers.services import issue_vouchers
+from vouchers.tokens import voucher_token
+
+# URLs outside the walk, and why: the admin has its own tests (superusers only), the API is the
+# scanner's (device tokens, tests/vouchers/test_api.py), i18n and sign-in/out are not scoped.
+SKIPPED_PREFIXES = ("admin/", "api/", "i18n/", "login/", "logout/", "static/")
+PUBLIC = {"senior-voucher"}  # the senior's own page: the signed code is the key (DESIGN.md §5)
+ROLES = ("bureau", "officer", "worker", "provider", "staff", "finance")
+
+
+def walk(patterns=None, prefix=""):
+    """(route, name, parameter names) of every URL pattern, includes flattened."""
+    for entry in patterns if patterns is not None else get_resolver().url_patterns:
+        route = prefix + str(entry.pattern)
+        if isinstance(entry, URLResolver):
+            yield from walk(entry.url_patterns, route)
+        elif isinstance(entry, URLPattern):
+            yield route, entry.name, list(entry.pattern.regex.groupindex)
+
+
+def routes():
+    return [r for r in walk() if not r[0].lstrip("^").startswith(SKIPPED_PREFIXES) and r[1]]
+
+
+@pytest.fixture
+def city(db):
+    ensure_default_policy()
+    mine = make_community("A")
+    sibling = RegionFactory(code="AC2", name="宝石社区", level="community", parent=mine.parent)
+    other = make_community("B")
+    names = {"mine": "张秀兰", "sibling": "孙桂英", "other": "赵德明"}
+    seniors = {
+        key: register_senior(
+            id_card_number=make_id_card_number(birth_date=dt.date(1940 + i, 5, 1)),
+            name=names[key],
+            community=region,
+            three_no=True,
+            phone=f"1380571000{i}",
+        )
+        for i, (key, region) in enumerate((("mine", mine), ("sibling", sibling), ("other", other)))
+    }
+    evaluate_eligibility(as_of=dt.date.today())
+    issue_vouchers(period=dt.date.today().replace(day=1))
+    users = {role: make_user(role, role) for role in ROLES}
+    RegionScope.objects.create(user=users["worker"], region=mine)
+    RegionScope.objects.create(user=users["officer"], region=mine.parent)
+    other_worker = make_user("worker-b", "worker")
+    RegionScope.objects.create(user=other_worker, region=other)
+    provider = ProviderFactory()
+    for role in ("provider", "staff"):
+        StaffMemberFactory(user=users[role], provider=provider)
+    jobs = {
+        "mine": ImportJob.objects.create(created_by=users["worker"], filename="a.xlsx", workbook=b""),
+        "other": ImportJob.objects.create(created_by=other_worker, filename="b.xlsx", workbook=b""),
+    }
+    return {"seniors": seniors, "users": users, "jobs": jobs}
+
+
+def url_for(route: str, params: list[str], city, whose: str) -> str:
+    """The route with each parameter filled by the object of `whose` ('mine', 'sibling', 'other')."""
+    senior = city["seniors"][whose]
+    job = city["jobs"].get(whose, city["jobs"]["other"])
+    values = {
+        "senior_id": senior.pk,
+        "job_id": job.pk,
+        "token": voucher_token(Voucher.objects.filter(senior=senior).first()),
+        "period": dt.date.today().strftime("%Y-%m"),
+    }
+    unknown = set(params) - set(values)
+    assert not unknown, f"the scope walk does not know what {unknown} of {route} stand for: teach it"
+    url = "/" + route.lstrip("^").rstrip("$")
+    for name in params:
+        url = _fill(url, name, str(values[name]))
+    return url.replace("\\", "")
+
+
+def _fill(url: str, name: str, value: str) -> str:
+    url = re.sub(rf"\(\?P<{name}>[^)]*\)", value, url)
+    return re.sub(rf"<(?:\w+:)?{name}>", value, url)
+
+
+def scoped(params) -> bool:
+    return bool({"senior_id", "job_id"} & set(params))
+
+
+def test_every_url_is_walked_and_none_is_forgotten(city):
+    names = {name for _route, name, _params in routes()}
+    assert {
+        "registry-list",
+        "registry-senior",
+        "registry-edit",
+        "registry-import",
+        "billing-periods",
+    } <= names
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_no_role_opens_a_senior_outside_its_scope(client, city, role):
+    client.force_login(city["users"][role])
+    may_see = {
+        "bureau": {"mine", "sibling", "other"},
+        "officer": {"mine", "sibling"},
+        "worker": {"mine"},
+    }.get(role, set())
+    for route, name, params in routes():
+        if name in PUBLIC or not scoped(params):
+            continue
+        for whose in ("mine", "sibling", "other"):
+            if "job_id" in params and whose == "sibling":
+                continue
+            url = url_for(route, params, city, whose)
+            status = client.get(url).status_code
+            if "job_id" in params:
+                # An import is its uploader's (and the bureau's, which sees the city)
+                allowed = role == "bureau" or (role == "worker" and whose == "mine")
+            else:
+                allowed = whose in may_see
+            if allowed:
+                assert status in (200, 302, 403, 405), (role, url, status)
+            else:
+                assert status in (403, 404) if role in ("provider", "staff", "finance") else status == 404, (
+                    role,
+                    url,
+                    status,
+                )
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_lists_and_exports_hold_only_the_seniors_in_scope(client, city, role):
+    client.force_login(city["users"][role])
+    may_see = {
+        "bureau": {"mine", "sibling", "other"},
+        "officer": {"mine", "sibling"},
+        "worker": {"mine"},
+    }.get(role, set())
+    names = {key: senior.name for key, senior in city["seniors"].items()}
+    for route, name, params in routes():
+        if params or name in PUBLIC:
+            continue
+        response = client.get("/" + route.lstrip("^").rstrip("$").replace("\\", ""))
+        if response.status_code != 200:
+            continue
+        body = b"".join(response.streaming_content) if response.streaming else response.content
+        if response.get("Content-Type", "").startswith("application/vnd.openxmlformats"):
+            workbook = load_workbook(io.BytesIO(body), read_only=True)
+            text = " ".join(
+                str(c) for ws in workbook.worksheets for row in ws.iter_rows(values_only=True) for c in row
+            )
+        else:
+            text = body.decode()
+        for key, full_name in names.items():
+            masked = city["seniors"][key].masked_name
+            if key not in may_see:
+                assert full_name not in text and masked not in text, (role, name, key)
+            assert city["seniors"][key].id_card_number not in text or role in ("bureau", "worker"), (
+                role,
+                name,
+            )
+
+
+def test_anonymous_visitors_are_sent_to_sign_in(client, city):
+    for route, name, params in routes():
+        if name in PUBLIC:
+            continue
+        url = url_for(route, params, city, "mine")
+        response = client.get(url)
+        assert response.status_code == 302 and "/login/" in response["Location"], (url, response.status_code)
