@@ -64,6 +64,10 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "eligibility.view_regionscope",
         "eligibility.add_regionscope",
         "eligibility.change_regionscope",
+        # The accounts page: the bureau gives people their role and their region or provider.
+        "auth.view_user",
+        "auth.add_user",
+        "auth.change_user",
         "providers.view_provider",
         "providers.view_contract",
         "providers.view_contractitem",

@@ -2,6 +2,7 @@
 
 import datetime as dt
 
+from django.contrib.auth import get_user_model
 from django.db.models import QuerySet
 
 from config.roles import BUREAU, FINANCE, PROVIDER_ROLES, roles_of
@@ -45,3 +46,25 @@ def visible_to(user) -> QuerySet[Provider]:
     if PROVIDER_ROLES & user_roles and staff is not None:
         return Provider.objects.filter(pk=staff.provider_id)
     return Provider.objects.none()
+
+
+def may_manage_accounts(user) -> bool:
+    """The accounts page is the bureau's (and a superuser's): it hands out roles and scopes."""
+    return (
+        user.is_authenticated
+        and user.has_perm("auth.change_user")
+        and (user.is_superuser or BUREAU in roles_of(user))
+    )
+
+
+def accounts_visible_to(user) -> QuerySet:
+    """The accounts a user may manage, with what the page shows of each (no N+1)."""
+    User = get_user_model()
+    if not may_manage_accounts(user):
+        return User.objects.none()
+    return (
+        User.objects.filter(is_superuser=False)
+        .select_related("region_scope__region", "staff_member__provider")
+        .prefetch_related("groups")
+        .order_by("username")
+    )
