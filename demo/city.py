@@ -509,14 +509,15 @@ class ProviderSetup:
 def ensure_providers(
     *, regions, items, users, first_month: dt.date, this_month: dt.date
 ) -> list[ProviderSetup]:
-    """Providers with a contract covering last month through this year, priced items, an area and staff.
+    """Providers with a contract covering last month through next year, priced items, an area and staff.
 
     The `provider` login manages the first provider and the `staff` login scans for it; the other
     staff have no password (they exist so that redemptions are spread over people).
     """
     User = get_user_model()
     starts_on = first_month.replace(month=1, day=1)
-    ends_on = this_month.replace(month=12, day=31)
+    # Through next year: in December the demo still works for the month ahead (issuance, tests).
+    ends_on = this_month.replace(year=this_month.year + 1, month=12, day=31)
     setups = []
     for index, plan in enumerate(PROVIDERS, start=1):
         provider, _ = Provider.objects.get_or_create(
