@@ -25,13 +25,12 @@ from billing import selectors
 from billing.errors import BillingError
 from billing.pricing import to_fen
 from config.months import SHANGHAI, format_month
+from config.xlsx import safe_text
 from eligibility.models import Senior
 
 MONEY_FORMAT = "#,##0.00"
 QUANTITY_FORMAT = "0.00"
 DATETIME_FORMAT = "yyyy-mm-dd hh:mm"
-# Characters that make a spreadsheet read a cell as a formula (or a DDE command).
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 # Excel's limit is 1,048,576 rows a sheet; the detail continues on 明细(2), 明细(3)… past it.
 MAX_ROWS_PER_SHEET = 1_048_576
 
@@ -78,17 +77,6 @@ class ExportSummary:
     total_amount: Money
     government_total: Money
     senior_total: Money
-
-
-def safe_text(value):
-    """Text as a spreadsheet will show it, never as a formula: '=1+1' becomes "'=1+1".
-
-    The leading apostrophe is the OWASP-recommended neutraliser (CSV/formula injection). Anything
-    that is not text is returned unchanged.
-    """
-    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
-        return "'" + value
-    return value
 
 
 def _amount(value) -> Decimal:

@@ -1,26 +1,25 @@
 """Writes of the eligibility app: the registry, the default policy, and evaluation."""
 
 import datetime as dt
-import re
+import logging
 from collections import defaultdict
 from dataclasses import dataclass
 from decimal import Decimal
 
+from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from djmoney.money import Money
 from stdnum.cn import ric
-from stdnum.exceptions import InvalidChecksum, InvalidComponent, InvalidFormat, InvalidLength
-from stdnum.exceptions import ValidationError as StdnumValidationError
 
 from config.months import local_date
 from config.roles import OFFICER, WORKER, roles_of
 from eligibility import rules
 from eligibility.errors import EligibilityError
 from eligibility.models import (
-    PHONE_PATTERN,
     Determination,
+    ImportJob,
     Policy,
     PolicyRule,
     Region,
@@ -29,8 +28,13 @@ from eligibility.models import (
     Tier,
 )
 from eligibility.names import name_initials
+from eligibility.normalise import (
+    normalise_id_card_number,
+    normalise_phone,
+    normalise_text,
+)
 from eligibility.rules import aged_at_least
-from eligibility.selectors import policy_in_force
+from eligibility.selectors import import_progress_key, policy_in_force
 from eligibility.signals import senior_left
 
 # The facts the rules read (DESIGN.md §4.1 and §4.4): enumerations and yes/no flags.
@@ -63,64 +67,6 @@ PHONE_FIELDS = ("phone", "emergency_contact_phone")
 # a wrong number is a new registration; the status changes through `change_senior_status`.
 EDITABLE_FIELDS = ("name", "community", *CONTACT_FIELDS, *FACT_FIELDS)
 MINIMUM_AGE = 60
-
-ID_CARD_REASONS = {
-    InvalidLength: _("The ID-card number must have 18 characters (or 15 for an old card)."),
-    InvalidFormat: _("The ID-card number must be 17 digits followed by a digit or X."),
-    InvalidChecksum: _("The ID-card number's check digit is wrong; please check it for a typing error."),
-    InvalidComponent: _("The ID-card number holds an impossible birth date or region code."),
-    StdnumValidationError: _("The ID-card number is not valid."),
-}
-_FULL_WIDTH = str.maketrans("０１２３４５６７８９ｘＸ－（）　", "0123456789xX-() ")
-
-
-def normalise_text(raw) -> str:
-    """Full-width digits and letters to ASCII, stray spaces (inner runs too) trimmed."""
-    return " ".join(str(raw or "").translate(_FULL_WIDTH).split())
-
-
-def _from_legacy(number: str) -> str:
-    """A 15-digit card of before 1999 (6 region + YYMMDD + 3 sequence) as its 18-digit number."""
-    body = f"{number[:6]}19{number[6:]}"
-    return body + ric.calc_check_digit(body + "0")
-
-
-def normalise_id_card_number(raw: str) -> str:
-    """Validate a resident ID (GB 11643 check digit, birth date, region) and normalise it.
-
-    Full-width digits and spaces are normalised; a 15-digit legacy number is converted to its
-    18-digit form. Refuses with `invalid_id_card_number`; the message never repeats the number.
-    """
-    number = normalise_text(raw).replace(" ", "").upper()
-    try:
-        if len(number) == 15 and number.isdigit():
-            ric.get_birth_date("".join((number[:6], "19", number[6:], "0")))  # a real date?
-            number = _from_legacy(number)
-        return ric.validate(number).upper()
-    except StdnumValidationError as error:
-        reason = ID_CARD_REASONS.get(type(error), ID_CARD_REASONS[StdnumValidationError])
-        raise EligibilityError("invalid_id_card_number", reason) from None
-
-
-def normalise_phone(raw, *, field: str = "phone") -> str:
-    """A mainland mobile (11 digits) or a landline with its area code, stored as 0571-87061234;
-    or blank. Spaces, dashes, brackets, +86 and full-width digits are accepted. Refuses
-    `invalid_phone`."""
-    phone = re.sub(r"[\s()\-]", "", normalise_text(raw))
-    if phone.startswith("+86"):
-        phone = phone[3:]
-    if not phone:
-        return ""
-    if phone.startswith("0") and phone.isdigit():
-        area = 3 if phone[1] in "12" else 4  # 010 and 02x are the three-digit area codes
-        phone = f"{phone[:area]}-{phone[area:]}"
-    if not re.fullmatch(PHONE_PATTERN, phone):
-        raise EligibilityError(
-            "invalid_phone",
-            _("A phone number is 11 digits for a mobile, or the area code and number for a landline."),
-            field=field,
-        )
-    return phone
 
 
 def age_on(birth_date: dt.date, day: dt.date) -> int:
@@ -506,3 +452,102 @@ def evaluate_eligibility(
     for i in range(0, len(stale_ids), BATCH):
         retired += stale.filter(senior_id__in=stale_ids[i : i + BATCH]).update(is_current=False)
     return EvaluationResult(as_of=as_of, policy=policy, evaluated=evaluated, changed=changed, retired=retired)
+
+
+# --- Registry imports: the job around `eligibility.importer.run_import` ------------------------
+
+_import_log = logging.getLogger("eligibility.import")
+IMPORT_PROGRESS_SECONDS = 24 * 3600  # how long the cache keeps a job's progress
+
+
+def record_import_progress(*, job_id: int, done: int, total: int) -> None:
+    """Keep (done, total) in the cache for the page's progress bar. The cache may be Redis: its
+    failure is logged and never fails the import."""
+    try:
+        cache.set(import_progress_key(job_id), (done, total), IMPORT_PROGRESS_SECONDS)
+    except Exception:  # any cache failure: the import goes on without a progress bar
+        _import_log.warning("import %s: progress could not be written to the cache", job_id, exc_info=True)
+
+
+@transaction.atomic
+def start_import(*, data: bytes, filename: str, user, dry_run: bool) -> ImportJob:
+    """Keep an uploaded workbook as an ImportJob and import it (`importer.run_import`).
+
+    Up to `importer.INLINE_LIMIT` rows (counted cheaply, without reading the cells) it is
+    imported at once and the job comes back finished: `done`, `checked` (a dry run) or `failed`
+    with its report. Larger files come back `queued`; a Celery worker (`tasks.run_import_job`)
+    takes the job once this transaction commits, and `selectors.import_progress` follows it.
+    Refuses `not_permitted` without the `import_seniors` permission (nothing is kept then).
+    """
+    from eligibility import importer  # it builds on this module's rules
+
+    if not user.has_perm("eligibility.import_seniors"):
+        raise EligibilityError("not_permitted", _("You may not import seniors."))
+    job = ImportJob.objects.create(
+        created_by=user,
+        filename=(filename or "")[:200],
+        dry_run=dry_run,
+        workbook=data,
+        total_rows=importer.count_rows(data),
+    )
+    if job.total_rows <= importer.INLINE_LIMIT:
+        return finish_import_job(job_id=job.pk)
+    from eligibility.tasks import run_import_job  # the tasks module imports this one
+
+    transaction.on_commit(lambda: run_import_job.delay(job.pk))
+    return job
+
+
+def finish_import_job(*, job_id: int) -> ImportJob:
+    """Run a queued import and store its report: the body of `tasks.run_import_job`.
+
+    Marks the job `running` (committed at once, for the page), then in one transaction locks the
+    job, imports (every row or none), and stores the state, the report with every message in
+    zh-Hans and English, and the annotated workbook of a refused file. A job already finished
+    (a task delivered twice) is returned as it is; the import itself is idempotent anyway.
+    """
+    from eligibility import importer  # it builds on this module's rules
+
+    ImportJob.objects.filter(pk=job_id, state=ImportJob.State.QUEUED).update(state=ImportJob.State.RUNNING)
+    started = timezone.now()
+    with transaction.atomic():
+        job = ImportJob.objects.select_for_update().select_related("created_by").get(pk=job_id)
+        if job.state not in (ImportJob.State.QUEUED, ImportJob.State.RUNNING):
+            return job
+        report = importer.run_import(
+            data=bytes(job.workbook),
+            user=job.created_by,
+            dry_run=job.dry_run,
+            progress=lambda done, total: record_import_progress(job_id=job_id, done=done, total=total),
+        )
+        if not report.ok:
+            job.state = ImportJob.State.FAILED
+        else:
+            job.state = ImportJob.State.CHECKED if job.dry_run else ImportJob.State.DONE
+        job.total_rows = report.total_rows
+        job.report = report.to_json()
+        job.annotated_workbook = report.annotated_workbook
+        job.finished_at = timezone.now()
+        job.save(update_fields=["state", "total_rows", "report", "annotated_workbook", "finished_at"])
+    if job.state == ImportJob.State.DONE:
+        evaluate_imported_seniors(since=started, by=job.created_by)
+    return job
+
+
+EVALUATE_BATCH = 1000
+
+
+def evaluate_imported_seniors(*, since: dt.datetime, by) -> int:
+    """Evaluate the seniors an import created or changed since `since` (their history says which),
+    so the registry shows their tier at once, as it does for one registered by hand. In batches,
+    each its own transaction, after the import committed. Returns how many were evaluated."""
+    touched = (
+        Senior.history.filter(history_change_reason="import", history_date__gte=since)
+        .values_list("id", flat=True)
+        .distinct()
+        .order_by("id")
+    )
+    ids = list(touched)
+    for start in range(0, len(ids), EVALUATE_BATCH):
+        reevaluate_seniors(senior_ids=ids[start : start + EVALUATE_BATCH], by=by)
+    return len(ids)

@@ -6,7 +6,7 @@ from celery import shared_task
 from django.utils import timezone
 
 from config.months import local_date
-from eligibility.services import evaluate_eligibility
+from eligibility.services import evaluate_eligibility, finish_import_job
 
 
 @shared_task
@@ -28,3 +28,9 @@ def evaluate_eligibility_at_month_end() -> dict | None:
     if tomorrow.day != 1:
         return None
     return evaluate_eligibility_as_of(tomorrow.isoformat())
+
+
+@shared_task
+def run_import_job(job_id: int) -> str:
+    """A large registry import (services.start_import queues it); returns the job's final state."""
+    return finish_import_job(job_id=job_id).state
