@@ -14,7 +14,7 @@ from django.utils.functional import SimpleLazyObject
 from django.utils.translation import gettext_lazy as _
 
 from config import api
-from config.roles import BUREAU, FINANCE, PROVIDER, ROLE_NAMES, STAFF, WORKER, roles_of
+from config.roles import BUREAU, FINANCE, OFFICER, PROVIDER, ROLE_NAMES, STAFF, WORKER, roles_of
 
 SIGN_IN_FAILURE_LIMIT = 10
 SIGN_IN_LOCKOUT_SECONDS = 15 * 60
@@ -76,10 +76,14 @@ def _url(name: str) -> str | None:
 
 
 def _links_by_role() -> dict[str, list[Link]]:
-    admin = Link(_("Administration"), _url("admin:index"), _("Policies, regions, providers and contracts."))
+    accounts = Link(
+        _("Accounts"),
+        _url("accounts-list"),
+        _("Give people their role, and the region or provider they work in."),
+    )
     seniors = Link(
         _("Senior registry"),
-        _url("admin:eligibility_senior_changelist"),
+        _url("registry-list"),
         _("Find, register and update seniors."),
     )
     api_docs = Link(_("API documentation"), _url("api-docs"), _("For the scanner and other systems."))
@@ -87,7 +91,8 @@ def _links_by_role() -> dict[str, list[Link]]:
         _("Monthly settlement"), _url("billing-periods"), _("Settled months, statements and Excel exports.")
     )
     return {
-        BUREAU: [admin, api_docs, settlement],
+        BUREAU: [seniors, accounts, api_docs, settlement],
+        OFFICER: [seniors],
         WORKER: [seniors],
         PROVIDER: [api_docs],
         STAFF: [api_docs],
@@ -96,7 +101,8 @@ def _links_by_role() -> dict[str, list[Link]]:
 
 
 def home_links(*, roles: list[str], is_superuser: bool) -> list[Link]:
-    """The pages a user's roles lead to, each once, in role order; superusers get every one."""
+    """The pages a user's roles lead to, each once, in role order; superusers get every one, and
+    the admin, which is for a superuser's repairs rather than anyone's daily work."""
     by_role = _links_by_role()
     wanted = list(by_role) if is_superuser else roles
     links: dict[str, Link] = {}
@@ -104,6 +110,9 @@ def home_links(*, roles: list[str], is_superuser: bool) -> list[Link]:
         for link in by_role[role]:
             if link.url:
                 links.setdefault(link.url, link)
+    if is_superuser:
+        admin = Link(_("Administration"), _url("admin:index"), _("Repairs: every record, for superusers."))
+        links.setdefault(admin.url, admin)
     return list(links.values())
 
 

@@ -6,6 +6,7 @@ from django.db.models import Q
 from django.db.models.functions import Length
 from django.db.models.lookups import Exact
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 from djmoney.models.fields import MoneyField
 from simple_history.models import HistoricalRecords
 
@@ -76,12 +77,12 @@ class Senior(models.Model):
         WITH_FAMILY = "with_family", _("Lives with family")
 
     class Status(models.TextChoices):
-        ACTIVE = "active", _("Active")
-        MOVED_AWAY = "moved_away", _("Moved out")
-        DECEASED = "deceased", _("Deceased")
+        ACTIVE = "active", pgettext_lazy("senior status", "Active")
+        MOVED_AWAY = "moved_away", pgettext_lazy("senior status", "Moved out")
+        DECEASED = "deceased", pgettext_lazy("senior status", "Deceased")
 
     id_card_number = models.CharField(_("ID-card number"), max_length=18, unique=True)
-    name = models.CharField(_("name"), max_length=50)
+    name = models.CharField(pgettext_lazy("a person's", "name"), max_length=50)
     # Pinyin initials of the name, each reading of a many-reading surname: " zs" for 张三,
     # " dxx sxx cxx" for 单雄信. A search for "zs" looks for " zs" in it (a prefix of a variant).
     name_initials = models.CharField(_("pinyin initials"), max_length=120, blank=True, editable=False)

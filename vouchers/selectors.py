@@ -155,3 +155,17 @@ def redemptions_visible_to(user) -> QuerySet[Redemption]:
             Redemption.objects.filter(provider_id=staff.provider_id) if staff else Redemption.objects.none()
         )
     return Redemption.objects.filter(voucher__senior__in=seniors_visible_to(user))
+
+
+def vouchers_of_senior(*, senior, limit: int) -> list[Voucher]:
+    """A senior's latest vouchers, newest month first (the registry page's panel)."""
+    return list(Voucher.objects.select_related("tier").filter(senior=senior).order_by("-period")[:limit])
+
+
+def redemptions_of_senior(*, senior, limit: int) -> list[Redemption]:
+    """A senior's latest services, voided ones too (marked by their void), newest first."""
+    return list(
+        Redemption.objects.select_related("service_item", "provider", "void")
+        .filter(voucher__senior=senior)
+        .order_by("-served_at", "-id")[:limit]
+    )

@@ -5,20 +5,14 @@ from dataclasses import dataclass
 
 from django.shortcuts import render
 from django.utils import timezone
-from django.utils.translation import get_language
 from django.views.decorators.http import require_safe
 
+from config.i18n import name_in_language
 from vouchers import tokens
 from vouchers.models import Voucher
 from vouchers.selectors import services_on_voucher, voucher_for_senior_page
 
 RECENT_SERVICES = 20
-
-
-def _in_language(obj) -> str:
-    """The English name where the page is in English and one is recorded, else the Chinese one."""
-    english = getattr(obj, "name_en", "")
-    return english if english and (get_language() or "").startswith("en") else obj.name
 
 
 @dataclass(frozen=True)
@@ -58,8 +52,8 @@ def senior_voucher(request, token: str):
     rows = [
         ServiceRow(
             served_on=timezone.localtime(redemption.served_at).date(),
-            item=_in_language(redemption.service_item),
-            provider=_in_language(redemption.provider),
+            item=name_in_language(redemption.service_item),
+            provider=name_in_language(redemption.provider),
             amount=redemption.amount.amount,
             government_share=redemption.government_share.amount,
             senior_share=redemption.senior_share.amount,
@@ -70,7 +64,7 @@ def senior_voucher(request, token: str):
         "state": state,
         "voucher": voucher,
         "masked_name": voucher.senior.masked_name,
-        "tier_name": _in_language(voucher.tier),
+        "tier_name": name_in_language(voucher.tier),
         "services": rows,
     }
     return _private(render(request, "vouchers/senior_voucher.html", context))

@@ -39,17 +39,32 @@ def current(senior) -> Determination:
         (dt.date(1926, 10, 31), {}, "subsidized", "subsidized_centenarian"),
         (
             dt.date(1960, 1, 1),  # 66: too young for the 70+ subsidized rule
-            {"self_care": "disabled", "living_arrangement": "empty_nest", "children_in_city": False, "receives_dibao": True},
+            {
+                "self_care": "disabled",
+                "living_arrangement": "empty_nest",
+                "children_in_city": False,
+                "receives_dibao": True,
+            },
             "low_fee",
             "low_fee_empty_nest_dependent",
         ),
         (
             dt.date(1950, 1, 1),
-            {"self_care": "disabled", "living_arrangement": "empty_nest", "children_in_city": False, "receives_dibao": True},
+            {
+                "self_care": "disabled",
+                "living_arrangement": "empty_nest",
+                "children_in_city": False,
+                "receives_dibao": True,
+            },
             "subsidized",
             "subsidized_70_dependent_no_children_dibao",
         ),
-        (dt.date(1945, 1, 1), {"living_arrangement": "empty_nest", "children_in_city": False}, "low_fee", "low_fee_80_empty_nest_no_assistance"),
+        (
+            dt.date(1945, 1, 1),
+            {"living_arrangement": "empty_nest", "children_in_city": False},
+            "low_fee",
+            "low_fee_80_empty_nest_no_assistance",
+        ),
         (dt.date(1960, 1, 1), {"hardship_assessed": True}, "low_fee", "low_fee_hardship"),
     ],
 )
@@ -62,7 +77,9 @@ def test_each_rule_grants_its_tier_and_is_recorded(register, born, facts, tier, 
 
 
 def test_the_most_favourable_tier_wins_and_every_matched_rule_is_kept(register):
-    senior = register(born=dt.date(1945, 1, 1), living_arrangement="empty_nest", children_in_city=False, three_no=True)
+    senior = register(
+        born=dt.date(1945, 1, 1), living_arrangement="empty_nest", children_in_city=False, three_no=True
+    )
     evaluate_eligibility(as_of=AS_OF)
     determination = current(senior)
     assert determination.tier.code == "subsidized"
@@ -129,7 +146,11 @@ def test_seniors_who_move_away_or_are_under_60_lose_their_determination(register
 
 def test_evaluation_is_set_based(register, django_assert_max_num_queries):
     for i in range(30):
-        register(born=dt.date(1930 + i, 1, 1), three_no=bool(i % 3), living_arrangement="empty_nest" if i % 2 else "with_family")
+        register(
+            born=dt.date(1930 + i, 1, 1),
+            three_no=bool(i % 3),
+            living_arrangement="empty_nest" if i % 2 else "with_family",
+        )
     # A fixed number of queries whatever the number of seniors: one per rule, not one per senior.
     with django_assert_max_num_queries(30):
         evaluate_eligibility(as_of=AS_OF)
