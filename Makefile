@@ -10,7 +10,7 @@ RUNTIME_STAMP := $(VENV)/.installed-runtime
 DEV_STAMP := $(VENV)/.installed-dev
 
 .DEFAULT_GOAL := help
-.PHONY: help venv dev run demo lint format test messages worker beat bench clean distclean
+.PHONY: help venv dev run demo lint format test messages worker beat bench bench-import clean distclean
 
 help:
 	@echo "make run       create .venv, migrate SQLite, load the demo, serve http://127.0.0.1:8000"
@@ -22,6 +22,7 @@ help:
 	@echo "make worker    a Celery worker (needs REDIS_URL)"
 	@echo "make beat      the Celery beat scheduler (needs REDIS_URL)"
 	@echo "make bench     the redemption benchmark (needs a PostgreSQL DATABASE_URL)"
+	@echo "make bench-import  the registry import benchmark, 100,000 rows (needs a PostgreSQL DATABASE_URL)"
 	@echo "make clean     remove caches and collected static files; distclean also .venv and db.sqlite3"
 
 $(PY):
@@ -73,6 +74,9 @@ beat: venv
 
 bench: venv
 	$(PY) bench/redeem.py
+
+bench-import: venv
+	$(PY) bench/import_seniors.py --rows 100000 --repeats 3
 
 clean:
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -exec rm -rf {} +

@@ -55,6 +55,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
+    "config.middleware.FriendlyNotFoundMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 

@@ -15,4 +15,5 @@ urlpatterns = [
     path("import/template/", views.import_template, name="registry-import-template"),
     path("import/<int:job_id>/", views.import_job, name="registry-import-job"),
     path("import/<int:job_id>/annotated/", views.import_annotated, name="registry-import-annotated"),
+    path("import/<int:job_id>/confirm/", views.import_confirm, name="registry-import-confirm"),
 ]

@@ -24,7 +24,7 @@ from django.utils import formats, timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from config.i18n import in_language
 from eligibility import importer, rules, selectors, services
@@ -463,6 +463,22 @@ def import_job(request, job_id: int):
     return render(request, "registry/import_job.html", context)
 
 
+@login_required
+@never_cache
+@require_POST
+def import_confirm(request, job_id: int):
+    """After a clean dry run: import the same workbook (kept with the job), no second upload."""
+    job = _visible_job(request, job_id)
+    if job is None:
+        return forbidden(request, NO_IMPORT)
+    try:
+        imported = services.confirm_import(job=job, user=request.user)
+    except EligibilityError as error:
+        messages.error(request, error.detail)
+        return redirect("registry-import-job", job_id=job.pk)
+    return redirect("registry-import-job", job_id=imported.pk)
+
+
 @require_GET
 @login_required
 @never_cache
@@ -482,7 +498,10 @@ def import_annotated(request, job_id: int):
 @requires("eligibility.import_seniors", NO_IMPORT)
 def import_template(request):
     buffer = io.BytesIO()
-    importer.write_template(buffer)
+    # A worker's template shows their own community's code in the example rows.
+    communities = selectors.communities_visible_to(request.user)
+    own = communities.first() if communities[:2].count() == 1 else None
+    importer.write_template(buffer, **({"community_code": own.code} if own else {}))
     response = HttpResponse(buffer.getvalue(), content_type=XLSX)
     response["Content-Disposition"] = 'attachment; filename="registry-template.xlsx"'
     return response

@@ -49,7 +49,11 @@ class City:
         names = senior_names or {}
         facts = {
             "subsidized": {"three_no": True},
-            "low_fee": {"living_arrangement": "empty_nest", "children_in_city": False, "self_care": "disabled"},
+            "low_fee": {
+                "living_arrangement": "empty_nest",
+                "children_in_city": False,
+                "self_care": "disabled",
+            },
             "paid": {},
         }
         self.seniors = {

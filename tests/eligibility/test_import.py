@@ -34,6 +34,7 @@ from eligibility.selectors import import_jobs_visible_to, import_progress, impor
 from eligibility.services import (
     build_senior,
     change_senior_status,
+    confirm_import,
     ensure_default_policy,
     finish_import_job,
     normalise_id_card_number,
@@ -840,3 +841,25 @@ def test_the_quick_id_card_check_agrees_with_the_registry_s(place, birth, sequen
         assert (refusal.value.code, refusal.value.message) == (error.code, error.message)
     else:
         assert read_id_card_number(number) == expected
+
+
+def test_only_a_clean_check_is_confirmed_and_only_by_whoever_checked_it(community, worker):
+    # Given a checked workbook and a refused one
+    checked = start_import(
+        data=workbook([senior_row(community)]), filename="a.xlsx", user=worker, dry_run=True
+    )
+    refused = start_import(
+        data=workbook([senior_row(community, phone="12345")]), filename="b.xlsx", user=worker, dry_run=True
+    )
+
+    # Then the refused one cannot be confirmed, nor the checked one by someone else
+    with pytest.raises(EligibilityError, match="invalid_input"):
+        confirm_import(job=refused, user=worker)
+    with pytest.raises(EligibilityError, match="not_permitted"):
+        confirm_import(job=checked, user=make_user("li", "worker", community))
+    assert Senior.objects.count() == 0
+
+    # And the checked one, confirmed, is imported as a new job
+    imported = confirm_import(job=checked, user=worker)
+    assert (imported.state, imported.dry_run, imported.report["created"]) == ("done", False, 1)
+    assert imported.pk != checked.pk and Senior.objects.count() == 1

@@ -21,7 +21,7 @@ from openpyxl import Workbook, load_workbook
 
 from config.months import month_of
 from config.roles import BUREAU, FINANCE, OFFICER, WORKER, setup_roles
-from eligibility import importer, selectors, services
+from eligibility import importer
 from eligibility.forms import FLAG_GROUPS
 from eligibility.models import Determination, ImportJob, Region, Senior
 from eligibility.services import (
@@ -806,10 +806,6 @@ def test_home_of_finance_has_no_registry(client, city):
 
 # --- Import ---
 
-needs_start_import = pytest.mark.skipif(
-    not (hasattr(services, "start_import") and hasattr(selectors, "import_jobs_visible_to")),
-    reason="services.start_import and selectors.import_jobs_visible_to are being written",
-)
 IMPORT = reverse("registry-import")
 IMPORT_HEADERS = ["身份证号", "姓名", "社区编码", "联系电话"]
 
@@ -845,7 +841,6 @@ def upload(client, data: bytes, *, dry_run: bool, name: str = "seniors.xlsx"):
     return client.post(IMPORT, {"workbook": file, **({"dry_run": "on"} if dry_run else {})})
 
 
-@needs_start_import
 def test_the_import_page_offers_the_template(client, city):
     # Given the worker on the import page
     signed_in(client, city.users["worker"])
@@ -855,10 +850,13 @@ def test_the_import_page_offers_the_template(client, city):
     assert reverse("registry-import-template") in page
     response = client.get(reverse("registry-import-template"))
     assert response.status_code == 200
-    assert "老年人" in load_workbook(io.BytesIO(response.content)).sheetnames
+    book = load_workbook(io.BytesIO(response.content))
+    assert "老年人" in book.sheetnames
+    # And its example rows are in the worker's own community, so a filled copy imports as it is
+    headers = [cell.value for cell in book["老年人"][1]]
+    assert book["老年人"].cell(row=2, column=headers.index("社区编码") + 1).value == city.c1.code
 
 
-@needs_start_import
 def test_an_import_with_a_bad_row_lists_every_error_and_imports_nothing(client, city):
     # Given the worker and a workbook whose row 3 has a wrong check digit
     signed_in(client, city.users["worker"])
@@ -880,7 +878,6 @@ def test_an_import_with_a_bad_row_lists_every_error_and_imports_nothing(client, 
     assert load_workbook(io.BytesIO(annotated.content)).sheetnames
 
 
-@needs_start_import
 def test_a_checked_workbook_changes_nothing_and_an_imported_one_shows_its_counts(client, city):
     signed_in(client, city.users["worker"])
 
@@ -891,15 +888,16 @@ def test_a_checked_workbook_changes_nothing_and_an_imported_one_shows_its_counts
     assert 'id="count-created">2<' in page_of(checked)
     assert not Senior.objects.filter(name="欧阳修").exists()
 
-    # When they import it
-    imported = client.get(upload(client, one_good_one_bad(city.c1, fixed=True), dry_run=False).url)
+    # When they import it with one tap on the checked job's page (no second upload)
+    job_id = int(checked.request["PATH_INFO"].rstrip("/").split("/")[-1])
+    confirmed = client.post(reverse("registry-import-confirm", args=[job_id]))
+    imported = client.get(confirmed.url)
 
     # Then both seniors are registered in their community, and the page counts them
     assert 'id="count-created">2<' in page_of(imported)
     assert set(Senior.objects.filter(community=city.c1).values_list("name", flat=True)) >= {"欧阳修", "苏轼"}
 
 
-@needs_start_import
 def test_another_workers_import_is_not_found(client, city):
     # Given an import by the worker of 古荡社区
     signed_in(client, city.users["worker3"])
@@ -914,7 +912,6 @@ def test_another_workers_import_is_not_found(client, city):
     assert client.get(reverse("registry-import-annotated", args=[job_id])).status_code == 404
 
 
-@needs_start_import
 def test_a_running_import_shows_a_progress_bar_that_refreshes_itself(client, city):
     # Given a queued import job (a large file waiting for a worker)
     worker = city.users["worker"]
