@@ -36,6 +36,8 @@ from urllib.parse import urlsplit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.postgres import connect, recreate_database, server_config  # noqa: E402
+
 BASELINE_TABLE = "bench_import_baseline"
 COPY_BATCH = 10_000
 
@@ -57,45 +59,6 @@ def parse_args(argv=None):
     if args.rows < 1 or args.repeats < 1:
         parser.error("--rows and --repeats must be at least 1")
     return args
-
-
-def server_config(url: str) -> dict:
-    import environ
-
-    config = environ.Env.db_url_config(url)
-    if "postgresql" not in config["ENGINE"]:
-        sys.exit(
-            "bench/import_seniors.py compares the import with a PostgreSQL COPY; DATABASE_URL points at "
-            f"{config['ENGINE'].rsplit('.', 1)[-1]}. Set e.g.\n"
-            "  DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres"
-        )
-    return config
-
-
-def connect(config: dict, dbname: str):
-    import psycopg2
-
-    return psycopg2.connect(
-        dbname=dbname,
-        user=config.get("USER") or None,
-        password=config.get("PASSWORD") or None,
-        host=config.get("HOST") or None,
-        port=config.get("PORT") or None,
-    )
-
-
-def recreate_database(config: dict, name: str, *, create: bool) -> None:
-    from psycopg2 import sql
-
-    admin = connect(config, "postgres")
-    admin.autocommit = True
-    try:
-        with admin.cursor() as cursor:
-            cursor.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
-            if create:
-                cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    finally:
-        admin.close()
 
 
 def setup_django(url: str, db_name: str) -> None:
@@ -179,7 +142,7 @@ def child(args) -> None:
     import tracemalloc
 
     url = os.environ["DATABASE_URL"]
-    config = server_config(url)
+    config = server_config(url, why="bench/import_seniors.py compares the import with a PostgreSQL COPY")
     if args.child == "service":
         setup_django(url, args.db_name)  # before tracing: the peak is the import's own
     if args.tracemalloc:
@@ -245,7 +208,7 @@ def main() -> None:
     if args.child:
         child(args)
         return
-    config = server_config(url)
+    config = server_config(url, why="bench/import_seniors.py compares the import with a PostgreSQL COPY")
     if config["NAME"] == args.db_name:
         sys.exit(f"DATABASE_URL names {args.db_name}, the database this script drops; use another one.")
 

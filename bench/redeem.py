@@ -25,6 +25,8 @@ from urllib.parse import urlsplit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.postgres import connect, recreate_database, server_config  # noqa: E402
+
 FACE_VALUE = Decimal("1000000.00")  # large enough that no run ever hits the balance shortfall
 UNIT_PRICE = Decimal("40.00")
 QUANTITY = Decimal("1")
@@ -45,46 +47,6 @@ def parse_args():
     if args.n < 1 or args.repeats < 1 or args.vouchers < 1 or args.warmup < 0:
         parser.error("--n, --repeats and --vouchers must be at least 1, --warmup at least 0")
     return args
-
-
-def server_config(url: str) -> dict:
-    """Connection settings of the PostgreSQL server in DATABASE_URL; exits on anything else."""
-    import environ
-
-    config = environ.Env.db_url_config(url)
-    if "postgresql" not in config["ENGINE"]:
-        sys.exit(
-            "bench/redeem.py measures row locks and transactions on PostgreSQL; "
-            f"DATABASE_URL points at {config['ENGINE'].rsplit('.', 1)[-1]}. Set e.g.\n"
-            "  DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres"
-        )
-    return config
-
-
-def connect(config: dict, dbname: str):
-    import psycopg2
-
-    return psycopg2.connect(
-        dbname=dbname,
-        user=config.get("USER") or None,
-        password=config.get("PASSWORD") or None,
-        host=config.get("HOST") or None,
-        port=config.get("PORT") or None,
-    )
-
-
-def recreate_database(config: dict, name: str, *, create: bool) -> None:
-    from psycopg2 import sql
-
-    admin = connect(config, "postgres")
-    admin.autocommit = True
-    try:
-        with admin.cursor() as cursor:
-            cursor.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
-            if create:
-                cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    finally:
-        admin.close()
 
 
 def make_id_card_number(index: int) -> str:
@@ -297,7 +259,7 @@ def main() -> None:
             "Set DATABASE_URL to a PostgreSQL server, e.g.\n"
             "  DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres .venv/bin/python bench/redeem.py"
         )
-    config = server_config(url)
+    config = server_config(url, why="bench/redeem.py measures row locks and transactions on PostgreSQL")
     if config["NAME"] == args.db_name:
         sys.exit(f"DATABASE_URL names {args.db_name}, the database this script drops; use another one.")
 

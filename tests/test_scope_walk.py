@@ -35,6 +35,9 @@ from vouchers.tokens import voucher_token
 SKIPPED_PREFIXES = ("admin/", "api/", "i18n/", "login/", "logout/", "static/")
 PUBLIC = {"senior-voucher"}  # the senior's own page: the signed code is the key (DESIGN.md §5)
 ROLES = ("bureau", "officer", "worker", "provider", "staff", "finance")
+# Whose seniors each registry role may see: the worker's community (mine), its sibling in the
+# same subdistrict, and a community of another district (other). Other roles see none.
+MAY_SEE = {"bureau": {"mine", "sibling", "other"}, "officer": {"mine", "sibling"}, "worker": {"mine"}}
 
 
 def walk(patterns=None, prefix=""):
@@ -127,11 +130,7 @@ def test_every_url_is_walked_and_none_is_forgotten(city):
 @pytest.mark.parametrize("role", ROLES)
 def test_no_role_opens_a_senior_outside_its_scope(client, city, role):
     client.force_login(city["users"][role])
-    may_see = {
-        "bureau": {"mine", "sibling", "other"},
-        "officer": {"mine", "sibling"},
-        "worker": {"mine"},
-    }.get(role, set())
+    may_see = MAY_SEE.get(role, set())
     for route, name, params in routes():
         if name in PUBLIC or not scoped(params):
             continue
@@ -160,11 +159,7 @@ def test_no_role_opens_a_senior_outside_its_scope(client, city, role):
 @pytest.mark.parametrize("role", ROLES)
 def test_lists_and_exports_hold_only_the_seniors_in_scope(client, city, role):
     client.force_login(city["users"][role])
-    may_see = {
-        "bureau": {"mine", "sibling", "other"},
-        "officer": {"mine", "sibling"},
-        "worker": {"mine"},
-    }.get(role, set())
+    may_see = MAY_SEE.get(role, set())
     names = {key: senior.name for key, senior in city["seniors"].items()}
     for route, name, params in routes():
         if params or name in PUBLIC:
