@@ -53,7 +53,12 @@ def parse_args(argv=None):
         "--workbook", help="reuse this workbook instead of writing one (it must match --rows)"
     )
     # Internal: one measured run in this process; prints one JSON line.
-    parser.add_argument("--child", choices=["baseline", "service"], help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=["baseline", "service", "job"], help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--no-job",
+        action="store_true",
+        help="skip the one run of the whole Celery job (import and evaluation)",
+    )
     parser.add_argument("--tracemalloc", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.rows < 1 or args.repeats < 1:
@@ -138,17 +143,57 @@ def run_service(workbook: str) -> dict:
     }
 
 
+def run_job(workbook: str) -> dict:
+    """The whole job a Celery worker runs for a large upload: the queued ImportJob (its workbook
+    stored in the database, as the page stores it) through `finish_import_job`, which imports and
+    then evaluates every imported senior. Not part of the ratio: what a worker waits for."""
+    from django.contrib.auth.models import Group, User
+
+    from eligibility import services
+    from eligibility.models import Determination, ImportJob
+
+    services.ensure_default_policy()
+    user, _created = User.objects.get_or_create(username="bench-bureau")
+    user.groups.add(Group.objects.get(name="bureau"))
+    job = ImportJob.objects.create(
+        created_by=user, filename="bench.xlsx", workbook=Path(workbook).read_bytes(), total_rows=0
+    )
+    del job.workbook  # the worker starts from the job's id, not from the upload in memory
+    timings = {}
+    evaluate = services.evaluate_imported_seniors
+
+    def timed_evaluation(**kwargs):
+        timings["import_seconds"] = time.perf_counter() - started
+        timings["import_maxrss_mb"] = peak_rss_mb()
+        return evaluate(**kwargs)
+
+    services.evaluate_imported_seniors = timed_evaluation
+    started = time.perf_counter()
+    finished = services.finish_import_job(job_id=job.pk)
+    seconds = time.perf_counter() - started
+    if finished.state != ImportJob.State.DONE:
+        raise SystemExit(f"the job ended {finished.state}: {finished.report}")
+    return {
+        "seconds": seconds,
+        "rows": finished.report["created"],
+        "determinations": Determination.objects.filter(is_current=True).count(),
+        **timings,
+    }
+
+
 def child(args) -> None:
     import tracemalloc
 
     url = os.environ["DATABASE_URL"]
     config = server_config(url, why="bench/import_seniors.py compares the import with a PostgreSQL COPY")
-    if args.child == "service":
+    if args.child in ("service", "job"):
         setup_django(url, args.db_name)  # before tracing: the peak is the import's own
     if args.tracemalloc:
         tracemalloc.start()
     if args.child == "baseline":
         result = run_baseline(config, args.db_name, args.workbook)
+    elif args.child == "job":
+        result = run_job(args.workbook)
     else:
         result = run_service(args.workbook)
     if args.tracemalloc:
@@ -293,6 +338,16 @@ def measure(args, config: dict, url: str, folder: str) -> None:
         f"tracemalloc peak {traced['service']['tracemalloc_peak_mb']:.1f} MB"
     )
     print(f"ratio    baseline / service: {baseline / service:.2f} (target ≤ 3)")
+
+    if not args.no_job:
+        empty_registry(config, args.db_name)
+        job = measure_in_child("job", args, workbook)
+        print(
+            f"job      (the Celery task: stored upload → import → evaluation of every imported senior): "
+            f"{job['seconds']:.1f} s, of which the import {job['import_seconds']:.1f} s "
+            f"(peak RSS {job['import_maxrss_mb']:.1f} MB); {job['determinations']} determinations; "
+            f"peak RSS {job['maxrss_mb']:.1f} MB"
+        )
 
 
 if __name__ == "__main__":

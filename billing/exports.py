@@ -17,7 +17,6 @@ from typing import BinaryIO
 from django.utils.translation import gettext_lazy as _
 from djmoney.money import Money
 from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 
@@ -25,7 +24,7 @@ from billing import selectors
 from billing.errors import BillingError
 from billing.pricing import to_fen
 from config.months import SHANGHAI, format_month
-from config.xlsx import safe_text
+from config.xlsx import text_cell
 from eligibility.models import Senior
 
 MONEY_FORMAT = "#,##0.00"
@@ -111,7 +110,7 @@ class _SheetWriter:
         formats = self.formats if formats is None else formats
         cells = []
         for index, value in enumerate(values):
-            cell = WriteOnlyCell(self.sheet, value=safe_text(value))
+            cell = text_cell(self.sheet, value)
             if index in formats and value is not None:
                 cell.number_format = formats[index]
             if bold:

@@ -28,11 +28,10 @@ def provider_by_code(*, code: str) -> Provider | None:
     return Provider.objects.filter(code=code).first()
 
 
-def settlement_periods() -> QuerySet[SettlementPeriod]:
-    """Periods, newest first, with their statements (and providers) and the month's totals.
-
-    The totals are sums over the statements in the same query; statements come in one prefetch.
-    """
+def settlement_periods(*, user) -> QuerySet[SettlementPeriod]:
+    """Periods, newest first, with the statements `user` may see (and providers) and the month's
+    totals. The totals are sums over the statements in the same query (the page is for those who
+    see every statement); statements come in one prefetch, through `visible_to`."""
     return (
         SettlementPeriod.objects.select_related("settled_by")
         .annotate(
@@ -45,7 +44,7 @@ def settlement_periods() -> QuerySet[SettlementPeriod]:
         .prefetch_related(
             Prefetch(
                 "statements",
-                queryset=Statement.objects.select_related("provider").order_by("provider__code"),
+                queryset=visible_to(user).select_related("provider").order_by("provider__code"),
             )
         )
         .order_by("-month")

@@ -1,19 +1,26 @@
 """What every Excel export of the project shares: text that looks like a formula stays text.
 
-A pure module (no Django): the settlement and registry exports both write their cells through
-`safe_text`, so a name such as "=HYPERLINK(…)" never becomes a link or a command (DESIGN.md §6.8).
+The settlement and registry exports write their cells through `text_cell`, so a name such as
+"=HYPERLINK(…)" never becomes a link or a command (DESIGN.md §6.8), yet reads exactly as it was
+typed and imports back unchanged.
 """
+
+from openpyxl.cell import WriteOnlyCell
 
 # Characters that make a spreadsheet read a cell as a formula (or a DDE command).
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
-def safe_text(value):
-    """Text as a spreadsheet will show it, never as a formula: '=1+1' becomes "'=1+1".
+def looks_like_a_formula(value) -> bool:
+    return isinstance(value, str) and value.startswith(FORMULA_PREFIXES)
 
-    The leading apostrophe is the OWASP-recommended neutraliser (CSV/formula injection). Anything
-    that is not text is returned unchanged.
-    """
-    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
-        return "'" + value
-    return value
+
+def text_cell(sheet, value) -> WriteOnlyCell:
+    """A write-only cell of `value`; text that looks like a formula is stored as a string cell
+    with Excel's quote prefix (what typing '=1+1 in Excel does): shown as =1+1, never evaluated,
+    not even when someone edits the cell, and no apostrophe added to the data."""
+    cell = WriteOnlyCell(sheet, value=value)
+    if looks_like_a_formula(value):
+        cell.data_type = "s"
+        cell.quotePrefix = True
+    return cell

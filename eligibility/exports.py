@@ -19,7 +19,7 @@ from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 
-from config.xlsx import safe_text
+from config.xlsx import text_cell
 from eligibility import importer
 from eligibility.models import Senior, mask_id_card_number
 from eligibility.selectors import with_current_determination
@@ -106,7 +106,7 @@ def export_registry(*, seniors: QuerySet[Senior], out: str | BinaryIO, full_id_c
                 value = mask_id_card_number(value)
             elif column.shown is not None:
                 value = column.shown.get(value, value)
-            cell = WriteOnlyCell(sheet, value=safe_text(value if value is not None else ""))
+            cell = text_cell(sheet, value if value is not None else "")
             if column.source in DATE_COLUMNS:
                 cell.number_format = DATE_FORMAT
             cells.append(cell)

@@ -7,7 +7,7 @@ import re
 import unicodedata
 
 from django.core.cache import cache
-from django.db.models import F, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models import F, FilteredRelation, Q, QuerySet, Value
 from django.db.models.functions import Replace
 
 from config.roles import BUREAU, REGION_ROLES, roles_of
@@ -184,11 +184,12 @@ def search(seniors: QuerySet[Senior], query: str) -> QuerySet[Senior]:
 
 
 def with_current_determination(seniors: QuerySet[Senior]) -> QuerySet[Senior]:
-    """Each senior with their current tier (code, names) and care-visit class, in the same query."""
-    current = Determination.objects.filter(senior=OuterRef("pk"), is_current=True)
+    """Each senior with their current tier (code, names) and care-visit class, by one LEFT JOIN
+    on the current determination (the database keeps it to one row per senior)."""
     return seniors.annotate(
-        current_tier_code=Subquery(current.values("tier__code")[:1]),
-        current_tier_name=Subquery(current.values("tier__name")[:1]),
-        current_tier_name_en=Subquery(current.values("tier__name_en")[:1]),
-        current_care_class=Subquery(current.values("care_visit_class")[:1]),
+        current=FilteredRelation("determinations", condition=Q(determinations__is_current=True)),
+        current_tier_code=F("current__tier__code"),
+        current_tier_name=F("current__tier__name"),
+        current_tier_name_en=F("current__tier__name_en"),
+        current_care_class=F("current__care_visit_class"),
     )

@@ -6,6 +6,7 @@ from django.contrib.auth import get_user_model
 from django.db.models import QuerySet
 
 from config.roles import BUREAU, FINANCE, PROVIDER_ROLES, roles_of
+from eligibility.selectors import sees_whole_city
 from providers.models import Contract, ContractItem, Provider
 
 
@@ -49,12 +50,9 @@ def visible_to(user) -> QuerySet[Provider]:
 
 
 def may_manage_accounts(user) -> bool:
-    """The accounts page is the bureau's (and a superuser's): it hands out roles and scopes."""
-    return (
-        user.is_authenticated
-        and user.has_perm("auth.change_user")
-        and (user.is_superuser or BUREAU in roles_of(user))
-    )
+    """The accounts page is the city-wide bureau's (and a superuser's): it hands out roles and
+    scopes anywhere, so a bureau administrator given only part of the city may not use it."""
+    return user.is_authenticated and user.has_perm("auth.change_user") and sees_whole_city(user)
 
 
 def accounts_visible_to(user) -> QuerySet:

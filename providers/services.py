@@ -12,12 +12,13 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from config.roles import BUREAU, OFFICER, PROVIDER_ROLES, REGION_ROLES, ROLE_NAMES, WORKER, roles_of
+from config.roles import OFFICER, PROVIDER_ROLES, REGION_ROLES, ROLE_NAMES, WORKER, roles_of
 from eligibility.errors import EligibilityError
 from eligibility.selectors import scope_region
 from eligibility.services import assign_region_scope
 from providers.errors import ProviderError
 from providers.models import Device, StaffMember
+from providers.selectors import may_manage_accounts
 
 
 def _active_staff_member(user) -> StaffMember:
@@ -111,9 +112,13 @@ def save_account(
 
     One role per account; other groups are kept. Logged in the action log. Refuses:
     `invalid_input` (unknown role, missing region or provider, a region that does not fit the
-    role), `duplicate_username`, `weak_password` (Django's validators), `not_permitted` (signing
-    yourself out of the bureau).
+    role), `duplicate_username`, `weak_password` (Django's validators), `not_permitted` (a
+    manager who may not manage accounts, or a change of their own role, region or access).
     """
+    if by is not None and not may_manage_accounts(by):
+        raise ProviderError(
+            "not_permitted", _("Accounts are managed by bureau administrators of the whole city.")
+        )
     if role not in ROLE_NAMES:
         raise ProviderError("invalid_input", _("Choose a role."), field="role")
     if role in PROVIDER_ROLES and provider is None:
@@ -137,8 +142,11 @@ def save_account(
         user = User(username=username)
         if not password:
             raise ProviderError("invalid_input", _("Give a first password."), field="password")
-    elif user.pk == getattr(by, "pk", None) and (not is_active or role != BUREAU) and BUREAU in roles_of(by):
-        raise ProviderError("not_permitted", _("You cannot take your own bureau access away."))
+    elif user.pk == getattr(by, "pk", None) and (
+        not is_active or set(roles_of(user)) != {role} or scope_region(user) != region
+    ):
+        # Nobody hands themselves another role or region, nor signs themselves out.
+        raise ProviderError("not_permitted", _("You cannot change your own role, region or access."))
     if password:
         try:
             validate_password(password, user=user)

@@ -112,19 +112,30 @@ def _fill(url: str, name: str, value: str) -> str:
     return re.sub(rf"<(?:\w+:)?{name}>", value, url)
 
 
+# Pages in scope that answer other than 200: the officer reads but never changes; an action
+# redirects to its result (a job without problems has no marked-up copy: back to its page).
+READ_ONLY_REFUSED = {"registry-edit", "registry-status"}
+REDIRECTING = {"registry-import-annotated", "registry-import-confirm"}
+
+
+def expected_when_allowed(name: str, role: str) -> int:
+    if role == "officer" and name in READ_ONLY_REFUSED:
+        return 403
+    return 302 if name in REDIRECTING else 200
+
+
 def scoped(params) -> bool:
     return bool({"senior_id", "job_id", "user_id"} & set(params))
 
 
 def test_every_url_is_walked_and_none_is_forgotten(city):
-    names = {name for _route, name, _params in routes()}
-    assert {
-        "registry-list",
-        "registry-senior",
-        "registry-edit",
-        "registry-import",
-        "billing-periods",
-    } <= names
+    # Every route outside the skipped prefixes can be built from the walk's objects (a new
+    # parameter fails here until the walk is taught it), and the registry's pages are among them
+    walked = routes()
+    for route, _name, params in walked:
+        assert url_for(route, params, city, "mine").startswith("/")
+    names = {name for _route, name, _params in walked}
+    assert {"registry-list", "registry-senior", "registry-edit", "registry-import", "accounts-edit"} <= names
 
 
 @pytest.mark.parametrize("role", ROLES)
@@ -149,7 +160,7 @@ def test_no_role_opens_a_senior_outside_its_scope(client, city, role):
             else:
                 allowed = whose in may_see
             if allowed:
-                assert status in (200, 302, 403, 405), (role, url, status)
+                assert status == expected_when_allowed(name, role), (role, url, status)
             elif "user_id" in params or role in ("provider", "staff", "finance"):
                 assert status in (403, 404), (role, url, status)  # not their kind of page at all
             else:

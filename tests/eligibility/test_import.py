@@ -32,6 +32,7 @@ from eligibility.importer import (
 from eligibility.models import Determination, ImportJob, Region, RegionScope, Senior
 from eligibility.selectors import import_jobs_visible_to, import_progress, import_progress_key
 from eligibility.services import (
+    _stored_workbook,  # the job reads its upload in chunks
     build_senior,
     change_senior_status,
     confirm_import,
@@ -863,3 +864,51 @@ def test_only_a_clean_check_is_confirmed_and_only_by_whoever_checked_it(communit
     imported = confirm_import(job=checked, user=worker)
     assert (imported.state, imported.dry_run, imported.report["created"]) == ("done", False, 1)
     assert imported.pk != checked.pk and Senior.objects.count() == 1
+
+
+def test_an_import_that_breaks_unexpectedly_ends_refused_and_writes_nothing(community, worker, monkeypatch):
+    # Given an import that breaks halfway (a bug, a lost connection)
+    def broken(**kwargs):
+        Senior.objects.create(
+            id_card_number=make_id_card_number(),
+            name="半截",
+            birth_date=dt.date(1950, 1, 1),
+            sex="F",
+            community=community,
+            status_date=dt.date(2026, 1, 1),
+        )
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(importer, "run_import", broken)
+
+    # When a worker uploads a workbook
+    job = start_import(data=workbook([senior_row(community)]), filename="x.xlsx", user=worker, dry_run=False)
+
+    # Then the job is refused with its own code (the page stops waiting), nothing was written,
+    # and the uploaded workbook (ID numbers, phones) is not kept
+    job.refresh_from_db()
+    assert job.state == "failed" and [e["code"] for e in job.report["errors"]] == ["import_failed"]
+    assert Senior.objects.count() == 0
+    assert bytes(job.workbook) == b""
+
+
+def test_a_finished_import_keeps_no_copy_of_the_workbook_but_a_clean_check_does(community, worker):
+    done = start_import(data=workbook([senior_row(community)]), filename="a.xlsx", user=worker, dry_run=False)
+    checked = start_import(
+        data=workbook([senior_row(community, id_card_number=make_id_card_number())]),
+        filename="b.xlsx",
+        user=worker,
+        dry_run=True,
+    )
+    done.refresh_from_db()
+    checked.refresh_from_db()
+    assert bytes(done.workbook) == b"" and len(bytes(checked.workbook)) > 0
+
+
+def test_a_stored_workbook_is_read_back_whole_in_chunks(worker):
+    # Given an upload of 2.5 MB (more than two chunks), bytes of every value
+    data = bytes(range(256)) * 10_240
+    job = ImportJob.objects.create(created_by=worker, filename="big.xlsx", workbook=data)
+
+    # Then the job reads back exactly what was uploaded
+    assert _stored_workbook(job.pk) == data

@@ -8,10 +8,11 @@ from hypothesis import strategies as st
 from stdnum.cn import ric
 
 from eligibility.errors import EligibilityError
-from eligibility.models import RegionScope, Senior
+from eligibility.models import Region, RegionScope, Senior
 from eligibility.selectors import visible_to
 from eligibility.services import (
     assign_region_scope,
+    build_senior,
     change_senior_status,
     normalise_id_card_number,
     normalise_phone,
@@ -164,3 +165,32 @@ def test_each_role_sees_the_seniors_of_its_scope(db):
     assert seen(bureau) == set(seniors)
     # And a worker without a community, a provider and finance see nobody in the registry
     assert seen(unscoped_worker) == seen(provider) == seen(finance) == set()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    birth=st.dates(min_value=dt.date(1900, 1, 1), max_value=dt.date(1966, 11, 30)),
+    sequence=st.integers(min_value=0, max_value=999),
+    position=st.integers(min_value=0, max_value=17),
+    replacement=st.sampled_from("0123456789X"),
+)
+def test_gb_11643_every_valid_number_registers_its_birth_and_sex_and_any_typo_is_refused(
+    birth, sequence, position, replacement
+):
+    # Given a valid number of someone born on `birth`
+    body = f"330106{birth:%Y%m%d}{sequence:03d}"
+    number = body + ric.calc_check_digit(body + "0")
+
+    # Then a registration of it is accepted and takes birth date and sex from it (odd: a man)
+    community = Region(code="T", name="社区", level=Region.Level.COMMUNITY, path="T/")
+    senior = build_senior(
+        id_card_number=number, name="张三", community=community, status_date=TODAY, today=TODAY
+    )
+    assert (senior.id_card_number, senior.birth_date) == (number, birth)
+    assert senior.sex == ("M" if sequence % 2 else "F")
+
+    # And any one character typed wrong is refused (the check digit catches every substitution)
+    typo = number[:position] + replacement + number[position + 1 :]
+    if typo != number and (position == 17 or replacement != "X"):
+        with pytest.raises(EligibilityError):
+            normalise_id_card_number(typo)

@@ -107,3 +107,29 @@ def test_the_accounts_page_lists_people_with_role_and_place(client, bureau):
     client.force_login(bureau)
     page = client.get(reverse("accounts-list")).content.decode()
     assert "陈晓燕" in page and community.name in page
+
+
+def test_a_bureau_administrator_of_part_of_the_city_manages_no_accounts(client, bureau):
+    # Given a bureau administrator whose account is limited to one district
+    district = make_community("D").parent.parent
+    save_account(
+        by=bureau, username="district", full_name="区管理员", role="bureau", region=district, password=STRONG
+    )
+    limited = get_user_model().objects.get(username="district")
+    client.force_login(limited)
+
+    # Then the accounts page is refused, and so is giving themselves the whole city
+    assert client.get(reverse("accounts-list")).status_code == 403
+    with pytest.raises(ProviderError, match="not_permitted"):
+        save_account(by=limited, user=limited, full_name="区管理员", role="bureau", region=None)
+    assert scope_region(get_user_model().objects.get(pk=limited.pk)) == district
+
+
+def test_nobody_changes_their_own_role_or_region(bureau):
+    community = make_community("A")
+    with pytest.raises(ProviderError) as refusal:
+        save_account(by=bureau, user=bureau, full_name="周立新", role="bureau", region=community)
+    assert refusal.value.code == "not_permitted"
+    # But their own name they may change
+    save_account(by=bureau, user=bureau, full_name="周立新（局）", role="bureau")
+    assert get_user_model().objects.get(pk=bureau.pk).first_name == "周立新（局）"

@@ -29,7 +29,8 @@ def test_leaving_revokes_the_current_voucher_and_the_next_month_issues_none(worl
     refused = world.client().post(REDEEM, redeem_body(world.token(), key="scan-0000002"), format="json")
     assert_refused(refused, 409, "voucher_revoked")
     assert Redemption.objects.filter(voucher=voucher).count() == 1
-    # And the next evaluation retires his determination and next month's issuance skips him
+    # And his determination is retired at once (no tier on his page), and next month skips him
+    assert not Determination.objects.filter(senior=senior, is_current=True).exists()
     evaluate_eligibility(as_of=NEXT_MONTH)
     issue_vouchers(period=NEXT_MONTH, now=NOW)
     assert not Determination.objects.filter(senior=senior, is_current=True).exists()
@@ -50,3 +51,17 @@ def test_a_voucher_that_ended_before_the_date_of_leaving_is_kept_as_it_was(world
 
     # Then the expired voucher stays expired: its services were real
     assert Voucher.objects.get(pk=voucher.pk).status == Voucher.Status.EXPIRED
+
+
+def test_next_months_voucher_issued_early_is_revoked_too(world):
+    # Given next month's vouchers, issued on the last days of this month
+    issue_vouchers(period=NEXT_MONTH, now=NOW)
+    senior = world.vouchers["low_fee"].senior
+    early = Voucher.objects.get(senior=senior, period=NEXT_MONTH)
+
+    # When he is recorded as deceased today
+    change_senior_status(senior=senior, status="deceased", on=NOW.date(), by=None)
+
+    # Then both this month's and next month's vouchers are revoked
+    statuses = set(Voucher.objects.filter(senior=senior).values_list("status", flat=True))
+    assert statuses == {Voucher.Status.REVOKED} and Voucher.objects.get(pk=early.pk).status == "revoked"
