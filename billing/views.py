@@ -26,7 +26,9 @@ def _forbidden(request):
 def periods(request):
     if not selectors.can_view_settlements(request.user):
         return _forbidden(request)
-    page = Paginator(selectors.settlement_periods(user=request.user), PERIODS_PER_PAGE).get_page(request.GET.get("page"))
+    page = Paginator(selectors.settlement_periods(user=request.user), PERIODS_PER_PAGE).get_page(
+        request.GET.get("page")
+    )
     return render(request, "billing/periods.html", {"page": page})
 
 

@@ -5,8 +5,6 @@ The settlement and registry exports write their cells through `text_cell`, so a 
 typed and imports back unchanged.
 """
 
-from openpyxl.cell import WriteOnlyCell
-
 # Characters that make a spreadsheet read a cell as a formula (or a DDE command).
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
@@ -15,10 +13,14 @@ def looks_like_a_formula(value) -> bool:
     return isinstance(value, str) and value.startswith(FORMULA_PREFIXES)
 
 
-def text_cell(sheet, value) -> WriteOnlyCell:
+def text_cell(sheet, value):
     """A write-only cell of `value`; text that looks like a formula is stored as a string cell
     with Excel's quote prefix (what typing '=1+1 in Excel does): shown as =1+1, never evaluated,
     not even when someone edits the cell, and no apostrophe added to the data."""
+    # Imported here: the registry import uses this module too, and keeps openpyxl out of memory
+    # while it reads a workbook (its peak is there).
+    from openpyxl.cell import WriteOnlyCell
+
     cell = WriteOnlyCell(sheet, value=value)
     if looks_like_a_formula(value):
         cell.data_type = "s"
