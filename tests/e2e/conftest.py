@@ -74,6 +74,20 @@ class SeniorVoucher:
         return f"/v/{self.token}/"
 
 
+def serve_cleaning_and_a_voided_meal(*, token: str, staff, now) -> None:
+    """On the voucher of `token`: 2 hours of cleaning that count, and a meal that was voided."""
+    for item, quantity in (("cleaning", "2"), ("meal", "1")):
+        result = redeem(
+            token=token,
+            service_item_code=item,
+            quantity=Decimal(quantity),
+            idempotency_key=uuid.uuid4().hex,
+            staff=staff,
+            now=now,
+        )
+    void_redemption(redemption_id=result.redemption.pk, reason="送错了", user=staff.user, now=now)
+
+
 def build_senior_voucher() -> SeniorVoucher:
     """李建国 (low fee: 70 % government share, ¥200 a month) had 2 hours of cleaning at ¥40 an
     hour this month (¥56 from the voucher, ¥24 paid by him) and a meal that was voided."""
@@ -95,16 +109,7 @@ def build_senior_voucher() -> SeniorVoucher:
     make_priced_contract(provider=provider, area=[community])
     staff = StaffMemberFactory(provider=provider)
     token = voucher_token(voucher)
-    for item, quantity in (("cleaning", "2"), ("meal", "1")):
-        result = redeem(
-            token=token,
-            service_item_code=item,
-            quantity=Decimal(quantity),
-            idempotency_key=uuid.uuid4().hex,
-            staff=staff,
-            now=now,
-        )
-    void_redemption(redemption_id=result.redemption.pk, reason="送错了", user=staff.user, now=now)
+    serve_cleaning_and_a_voided_meal(token=token, staff=staff, now=now)
     voucher.refresh_from_db()
     return SeniorVoucher(senior=senior, voucher=voucher, token=token, provider=provider)
 

@@ -5,9 +5,7 @@ errors on their fields, the history of changes, moving out, read-only officers, 
 import datetime as dt
 import io
 import re
-import uuid
 from dataclasses import dataclass
-from decimal import Decimal
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -32,6 +30,7 @@ from eligibility.services import (
     register_senior,
 )
 from eligibility.views import _shown_value
+from tests.e2e.conftest import serve_cleaning_and_a_voided_meal
 from tests.factories import (
     RegionFactory,
     SeniorFactory,
@@ -41,7 +40,7 @@ from tests.factories import (
     make_priced_contract,
 )
 from vouchers.models import Voucher
-from vouchers.services import issue_vouchers, redeem, void_redemption
+from vouchers.services import issue_vouchers
 from vouchers.tokens import voucher_token
 
 LIST = reverse("registry-list")
@@ -656,17 +655,7 @@ def give_voucher_and_services(city) -> WithVoucher:
     voucher = Voucher.objects.get(senior=senior, period=month_of(now))
     contract = make_priced_contract(area=[city.c1])
     staff = StaffMemberFactory(provider=contract.provider)
-    token = voucher_token(voucher)
-    for item, quantity in (("cleaning", "2"), ("meal", "1")):
-        result = redeem(
-            token=token,
-            service_item_code=item,
-            quantity=Decimal(quantity),
-            idempotency_key=uuid.uuid4().hex,
-            staff=staff,
-            now=now,
-        )
-    void_redemption(redemption_id=result.redemption.pk, reason="送错了", user=staff.user, now=now)
+    serve_cleaning_and_a_voided_meal(token=voucher_token(voucher), staff=staff, now=now)
     return WithVoucher(senior=senior, voucher=voucher)
 
 
