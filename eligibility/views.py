@@ -10,7 +10,6 @@ import io
 import secrets
 import tempfile
 from dataclasses import dataclass
-from functools import wraps
 from urllib.parse import urlencode
 
 from django.contrib import messages
@@ -26,6 +25,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from config import pages
 from config.i18n import in_language
 from eligibility import importer, rules, selectors, services
 from eligibility.errors import EligibilityError
@@ -59,23 +59,12 @@ NO_IMPORT = gettext_lazy("Importing seniors is for community workers and bureau 
 
 
 def forbidden(request, reason=NO_REGISTRY):
-    return render(request, "403.html", {"reason": reason}, status=403)
+    return pages.forbidden(request, reason)
 
 
 def requires(permission: str, reason=NO_REGISTRY):
-    """Sign-in required; without `permission`, the friendly 403 page. Pages are never cached:
-    they hold personal data."""
-
-    def decorator(view):
-        @wraps(view)
-        def wrapped(request, *args, **kwargs):
-            if not request.user.has_perm(permission):
-                return forbidden(request, reason)
-            return view(request, *args, **kwargs)
-
-        return login_required(never_cache(wrapped))
-
-    return decorator
+    """Sign-in required; without `permission`, the friendly 403 page saying why."""
+    return pages.page_for(lambda user: user.has_perm(permission), reason)
 
 
 def _visible_senior(request, senior_id: int) -> Senior:

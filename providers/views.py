@@ -1,14 +1,11 @@
 """The bureau's accounts page: each person's role, and the region or provider they work in."""
 
-from functools import wraps
-
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext_lazy as _
-from django.views.decorators.cache import never_cache
 
+from config.pages import page_for
 from config.roles import ROLE_NAMES, roles_of
 from eligibility.selectors import scope_region
 from providers import selectors
@@ -20,14 +17,7 @@ PER_PAGE = 50
 NOT_BUREAU = _("Accounts are managed by bureau administrators.")
 
 
-def bureau_only(view):
-    @wraps(view)
-    def wrapped(request, *args, **kwargs):
-        if not selectors.may_manage_accounts(request.user):
-            return render(request, "403.html", {"reason": NOT_BUREAU}, status=403)
-        return view(request, *args, **kwargs)
-
-    return login_required(never_cache(wrapped))
+bureau_only = page_for(selectors.may_manage_accounts, NOT_BUREAU)
 
 
 def _row(user):
