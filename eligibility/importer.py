@@ -47,6 +47,7 @@ from config.xlsx import FORMULA_PREFIXES
 from eligibility.errors import EligibilityError
 from eligibility.models import Region, Senior
 from eligibility.names import name_initials
+from eligibility.normalise import birth_date_of, sex_of
 from eligibility.selectors import communities_visible_to
 from eligibility.services import (
     EDITABLE_FIELDS,
@@ -858,16 +859,12 @@ def _check_batch(state: _Import, rows: list[tuple[int, list]]) -> _Batch:
             continue
         seen[number] = numbers[index]
         if number[6:14] > cutoff:
-            age = age_on(_birth_date(number), today)
+            age = age_on(birth_date_of(number), today)
             refuse(index, id_position, "under_60", _message(MESSAGES["under_60"], age=age))
         on = status_dates[index] if status_dates is not None else None
-        if on is not None and on is not _REFUSED and not _birth_date(number) <= on <= today:
+        if on is not None and on is not _REFUSED and not birth_date_of(number) <= on <= today:
             refuse(index, date_position, "invalid_date", MESSAGES["date_out_of_range"])
     return _Batch(numbers, values, [index for index, bad in enumerate(refused) if not bad])
-
-
-def _birth_date(number: str) -> dt.date:
-    return dt.date(int(number[6:10]), int(number[10:12]), int(number[12:14]))
 
 
 @functools.lru_cache(maxsize=100_000)
@@ -904,11 +901,8 @@ def _new_seniors(state: _Import, batch: _Batch, rows: list[int]) -> dict[str, li
         "id_card_number": numbers,
         "name": names,
         "name_initials": [_initials(name) for name in names],
-        "birth_date": [_birth_date(number) for number in numbers],
-        # The 17th character is odd for men and even for women.
-        "sex": [
-            Senior.Sex.MALE.value if number[16] in "13579" else Senior.Sex.FEMALE.value for number in numbers
-        ],
+        "birth_date": [birth_date_of(number) for number in numbers],
+        "sex": [sex_of(number) for number in numbers],
         "community_id": [community.pk for community in pick("community")],
         "status_date": [state.today if on is None else on for on in pick("status_date")],
         "created_at": [state.now] * len(rows),

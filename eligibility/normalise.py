@@ -4,6 +4,7 @@ Pure functions (no database), shared by the services, the import and the registr
 Each refusal is an `EligibilityError` with its code and the field it is about.
 """
 
+import datetime as dt
 import re
 
 from django.utils.translation import gettext_lazy as _
@@ -71,3 +72,13 @@ def normalise_phone(raw, *, field: str = "phone") -> str:
             field=field,
         )
     return phone
+
+
+def birth_date_of(number: str) -> dt.date:
+    """The birth date written in a normalised (valid, 18-character) ID-card number."""
+    return dt.date(int(number[6:10]), int(number[10:12]), int(number[12:14]))
+
+
+def sex_of(number: str) -> str:
+    """'M' or 'F' (Senior.Sex) from a normalised ID-card number: its 17th character is odd for men."""
+    return "M" if number[16] in "13579" else "F"

@@ -12,7 +12,6 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from djmoney.money import Money
-from stdnum.cn import ric
 
 from config.months import local_date
 from config.roles import OFFICER, WORKER, roles_of
@@ -30,9 +29,11 @@ from eligibility.models import (
 )
 from eligibility.names import name_initials
 from eligibility.normalise import (
+    birth_date_of,
     normalise_id_card_number,
     normalise_phone,
     normalise_text,
+    sex_of,
 )
 from eligibility.rules import aged_at_least
 from eligibility.selectors import import_progress_key, policy_in_force
@@ -137,7 +138,7 @@ def build_senior(
     if "name" not in values or "community" not in values:
         raise EligibilityError("invalid_input", _("The name and the community are required."))
     cleaned = _clean_changes(values)
-    birth_date = ric.get_birth_date(number)
+    birth_date = birth_date_of(number)
     today = today or local_date(timezone.now())
     if age_on(birth_date, today) < MINIMUM_AGE:
         raise EligibilityError(
@@ -148,8 +149,7 @@ def build_senior(
     return Senior(
         id_card_number=number,
         birth_date=birth_date,
-        # The 17th character is odd for men and even for women.
-        sex=Senior.Sex.MALE if int(number[16]) % 2 else Senior.Sex.FEMALE,
+        sex=sex_of(number),
         status_date=status_date,
         created_by=created_by,
         name_initials=name_initials(cleaned["name"]),
