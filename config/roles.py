@@ -36,6 +36,7 @@ _REGISTRY_READ = [
     "eligibility.view_policy",
     "eligibility.view_tier",
     "eligibility.view_policyrule",
+    "eligibility.view_tieroverride",
     "vouchers.view_voucher",
     "vouchers.view_redemption",
 ]
@@ -46,6 +47,9 @@ _REGISTRY_WRITE = [
     "eligibility.import_seniors",
     "eligibility.add_importjob",
     "eligibility.view_importjob",
+    # A manual tier for one senior, with a reason and an expiry date.
+    "eligibility.add_tieroverride",
+    "eligibility.change_tieroverride",
 ]
 
 # "app_label.codename" for each role. What a user may *see* is decided further by their scope.
@@ -61,6 +65,10 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "eligibility.change_tier",
         "eligibility.add_policyrule",
         "eligibility.change_policyrule",
+        "eligibility.delete_policyrule",
+        "eligibility.activate_policy",
+        "eligibility.view_evaluationrun",
+        "eligibility.add_evaluationrun",
         "eligibility.view_regionscope",
         "eligibility.add_regionscope",
         "eligibility.change_regionscope",
@@ -138,3 +146,17 @@ def roles_of(user) -> list[str]:
         names = set(user.groups.values_list("name", flat=True))
         cached = user._role_codes = [role for role in ROLE_NAMES if role in names]
     return cached
+
+
+def setup_roles_in_migration(apps, schema_editor):
+    """A data migration's step: create the permissions of every app as they stand in that
+    migration's state (normally made after all migrations, post_migrate), then `setup_roles`."""
+    from django.contrib.auth.management import create_permissions
+
+    for app_config in apps.get_app_configs():
+        app_config.models_module = True  # historical app configs: create_permissions skips them otherwise
+        create_permissions(app_config, apps=apps, verbosity=0)
+        app_config.models_module = None
+    setup_roles(
+        group_model=apps.get_model("auth", "Group"), permission_model=apps.get_model("auth", "Permission")
+    )

@@ -6,9 +6,20 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from config.admin import ReadOnlyAdmin
-from eligibility import rules
+from eligibility import selectors
 from eligibility.errors import EligibilityError
-from eligibility.models import Determination, ImportJob, Policy, PolicyRule, Region, RegionScope, Senior, Tier
+from eligibility.models import (
+    Determination,
+    EvaluationRun,
+    ImportJob,
+    Policy,
+    PolicyRule,
+    Region,
+    RegionScope,
+    Senior,
+    Tier,
+    TierOverride,
+)
 from eligibility.selectors import communities_visible_to, visible_to
 from eligibility.services import (
     CONTACT_FIELDS,
@@ -41,8 +52,9 @@ class RegionAdmin(admin.ModelAdmin):
         return queryset, may_have_duplicates
 
 
-def _describe_rules(codes) -> str:
-    return "; ".join(rules.describe(code) for code in codes) or "—"
+def _describe_rules(determination) -> str:
+    labels = selectors.rule_labels(policy=determination.policy, codes=determination.matched_rules)
+    return "; ".join(labels[code] for code in determination.matched_rules) or "—"
 
 
 class SeniorForm(forms.ModelForm):
@@ -100,7 +112,8 @@ class SeniorAdmin(admin.ModelAdmin):
         determination = obj.determinations.select_related("tier").filter(is_current=True).first()
         if determination is None:
             return "—"
-        return f"{determination.tier.name} ({determination.as_of}): {_describe_rules(determination.matched_rules)}"
+        tier = determination.tier.name if determination.tier else "—"
+        return f"{tier} {determination.care_visit_class} ({determination.as_of}): {_describe_rules(determination)}"
 
     def get_exclude(self, request, obj=None):
         return ["id_card_number"] if obj else []
@@ -178,21 +191,24 @@ class ImportJobAdmin(ReadOnlyAdmin):
     fields = ["filename", "created_by", "created_at", "state", "dry_run", "total_rows", "finished_at"]
 
 
-class TierInline(admin.TabularInline):
+class _DraftOnlyInline(admin.TabularInline):
+    """A published policy's tiers and rules are fixed (the database refuses edits): read-only."""
+
+    extra = 0
+
+    def has_change_permission(self, request, obj=None):
+        return (obj is None or obj.is_draft) and super().has_change_permission(request, obj)
+
+    has_add_permission = has_delete_permission = has_change_permission
+
+
+class TierInline(_DraftOnlyInline):
     model = Tier
-    extra = 0
 
 
-class PolicyRuleInline(admin.TabularInline):
+class PolicyRuleInline(_DraftOnlyInline):
     model = PolicyRule
-    extra = 0
-
-    def formfield_for_dbfield(self, db_field, request, **kwargs):
-        if db_field.name == "code":
-            # Only rules the evaluator knows can be granted; a typo would silently match nobody.
-            choices = [(code, f"{code}: {rule.description}") for code, rule in rules.TIER_RULES.items()]
-            return forms.ChoiceField(label=db_field.verbose_name, choices=choices)
-        return super().formfield_for_dbfield(db_field, request, **kwargs)
+    fields = ["code", "label", "label_en", "tier", "care_visit_class", "condition"]
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         policy_id = request.resolver_match.kwargs.get("object_id")
@@ -203,15 +219,60 @@ class PolicyRuleInline(admin.TabularInline):
 
 @admin.register(Policy)
 class PolicyAdmin(admin.ModelAdmin):
-    list_display = ["name", "code", "version", "effective_from", "effective_until"]
+    """For a superuser's repairs of a draft; the bureau's daily tool is /policies/. A published
+    version is shown read-only: the database refuses any change of it."""
+
+    list_display = ["name", "code", "version", "status", "effective_from", "effective_until"]
+    list_filter = ["status"]
     search_fields = ["code", "name"]
-    readonly_fields = ["created_by", "created_at"]
+    readonly_fields = [
+        "status",
+        "effective_from",
+        "effective_until",
+        "created_by",
+        "created_at",
+        "activated_by",
+        "activated_at",
+    ]
     inlines = [TierInline, PolicyRuleInline]
+
+    def has_change_permission(self, request, obj=None):
+        return (obj is None or obj.is_draft) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return (obj is None or obj.is_draft) and super().has_delete_permission(request, obj)
 
     def save_model(self, request, obj, form, change):
         if not change:
             obj.created_by = request.user
         super().save_model(request, obj, form, change)
+
+
+@admin.register(TierOverride)
+class TierOverrideAdmin(ReadOnlyAdmin):
+    list_display = ["senior", "tier_code", "starts_on", "expires_on", "created_by", "ended_at"]
+    list_select_related = ["senior", "created_by"]
+    fields = [
+        "senior", "tier_code", "reason", "starts_on", "expires_on", "created_by", "created_at",
+        "ended_at", "ended_by", "end_reason",
+    ]  # fmt: skip
+
+
+@admin.register(EvaluationRun)
+class EvaluationRunAdmin(ReadOnlyAdmin):
+    list_display = [
+        "as_of",
+        "policy",
+        "state",
+        "started_by",
+        "job",
+        "evaluated",
+        "changed",
+        "retired",
+        "created_at",
+    ]
+    list_filter = ["state"]
+    fields = [*list_display, "error", "finished_at"]
 
 
 @admin.register(Determination)
@@ -228,4 +289,4 @@ class DeterminationAdmin(ReadOnlyAdmin):
 
     @admin.display(description=_("matched rules"))
     def rules_matched(self, obj):
-        return _describe_rules(obj.matched_rules)
+        return _describe_rules(obj)

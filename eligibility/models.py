@@ -10,6 +10,8 @@ from django.utils.translation import pgettext_lazy
 from djmoney.models.fields import MoneyField
 from simple_history.models import HistoricalRecords
 
+from config.i18n import in_language
+
 
 class Region(models.Model):
     class Level(models.TextChoices):
@@ -280,33 +282,85 @@ class ImportJob(models.Model):
 
 
 class Policy(models.Model):
-    """A versioned, effective-dated set of eligibility rules and the terms of each tier."""
+    """A versioned, effective-dated set of eligibility rules and the terms of each tier (政策).
 
-    code = models.CharField(_("code"), max_length=40)
+    A version is a draft until it is activated from a date; from then on the database refuses
+    any edit of its tiers and rules (a change is a new draft, `services.copy_policy`). At most one
+    published version is in force on any date (an exclusion constraint on PostgreSQL). When a
+    newer version is activated, the one it replaces is retired: it keeps its window, now closed
+    the day before the new one starts, so past dates still find the policy that was in force.
+    """
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", pgettext_lazy("policy status", "Draft")
+        ACTIVE = "active", pgettext_lazy("policy status", "Active")
+        RETIRED = "retired", pgettext_lazy("policy status", "Retired")
+
+    code = models.SlugField(_("code"), max_length=40)
     version = models.PositiveIntegerField(_("version"), default=1)
     name = models.CharField(_("name"), max_length=100)
-    effective_from = models.DateField(_("effective from"))
+    name_en = models.CharField(_("English name"), max_length=100, blank=True)
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.DRAFT)
+    effective_from = models.DateField(_("effective from"), null=True, blank=True)
     effective_until = models.DateField(_("effective until"), null=True, blank=True)
+    # Who the policy covers at all (a condition, conditions.py): outside it, no determination.
+    population = models.JSONField(_("who the policy covers"), default=dict)
+    based_on = models.ForeignKey(
+        "self",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("copied from"),
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    activated_at = models.DateTimeField(_("activated at"), null=True, blank=True)
+    activated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("activated by"),
     )
 
     class Meta:
         ordering = ["-effective_from", "-version"]
         verbose_name = _("policy")
         verbose_name_plural = _("policies")
+        permissions = [("activate_policy", "Can activate a policy version")]
         constraints = [
             models.UniqueConstraint(fields=["code", "version"], name="policy_code_version_unique"),
+            models.UniqueConstraint(
+                fields=["code"], condition=Q(status="draft"), name="policy_one_draft_per_code"
+            ),
             models.CheckConstraint(
                 condition=Q(effective_until__isnull=True)
                 | Q(effective_until__gte=models.F("effective_from")),
                 name="policy_effective_window_valid",
             ),
+            models.CheckConstraint(
+                condition=Q(status__in=["draft", "active", "retired"]), name="policy_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(status="draft") | Q(effective_from__isnull=False),
+                name="policy_published_has_start",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="retired") | Q(effective_until__isnull=False),
+                name="policy_retired_has_end",
+            ),
         ]
 
     def __str__(self):
         return f"{self.name} v{self.version}"
+
+    @property
+    def is_draft(self) -> bool:
+        return self.status == self.Status.DRAFT
 
 
 class Tier(models.Model):
@@ -330,6 +384,8 @@ class Tier(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["policy", "code"], name="tier_code_unique_in_policy"),
             models.UniqueConstraint(fields=["policy", "rank"], name="tier_rank_unique_in_policy"),
+            # The target of the composite foreign keys "a rule grants a tier of its own policy".
+            models.UniqueConstraint(fields=["policy", "id"], name="tier_policy_id_unique"),
             models.CheckConstraint(
                 condition=Q(government_share_rate__gte=0) & Q(government_share_rate__lte=1),
                 name="tier_government_share_rate_0_1",
@@ -343,56 +399,139 @@ class Tier(models.Model):
         return self.name
 
 
-class PolicyRule(models.Model):
-    """A rule of a policy: which registered rule (by code) grants which tier.
-
-    The predicates themselves live in `eligibility.rules` (a registry of named conditions over the
-    senior's facts); the policy decides which of them apply and what each one grants.
-    """
-
-    policy = models.ForeignKey(Policy, on_delete=models.CASCADE, related_name="rules")
-    code = models.SlugField(_("rule code"), max_length=50)
-    tier = models.ForeignKey(Tier, on_delete=models.PROTECT, related_name="rules")
-    description = models.CharField(_("description"), max_length=200, blank=True)
-
-    class Meta:
-        ordering = ["policy", "tier__rank", "code"]
-        verbose_name = _("policy rule")
-        verbose_name_plural = _("policy rules")
-        constraints = [
-            models.UniqueConstraint(fields=["policy", "code"], name="policy_rule_code_unique"),
-        ]
-
-    def __str__(self):
-        return self.code
-
-
 class CareVisitClass(models.TextChoices):
     A = "A", _("Class A: a home visit every month")
     B = "B", _("Class B: a visit every month, a home visit every six months")
     C = "C", _("Class C: a visit every month, a home visit every year")
 
 
+class PolicyRule(models.Model):
+    """A rule of a policy: a condition over the senior's facts (eligibility.conditions) and what
+    it grants, either a tier of the same policy or a care-visit class.
+
+    A senior gets the most favourable tier among the tier rules that match, and the most
+    intensive care-visit class (A before B before C) among the care rules that match.
+    """
+
+    policy = models.ForeignKey(Policy, on_delete=models.CASCADE, related_name="rules")
+    code = models.SlugField(_("rule code"), max_length=50)
+    label = models.CharField(_("label"), max_length=200)
+    label_en = models.CharField(_("English label"), max_length=200, blank=True)
+    tier = models.ForeignKey(
+        Tier,
+        on_delete=models.PROTECT,
+        related_name="rules",
+        null=True,
+        blank=True,
+        verbose_name=_("grants tier"),
+    )
+    care_visit_class = models.CharField(
+        _("grants care-visit class"), max_length=1, choices=CareVisitClass.choices, blank=True
+    )
+    condition = models.JSONField(_("condition"), default=dict)
+
+    class Meta:
+        ordering = ["policy", "care_visit_class", "tier__rank", "code"]
+        verbose_name = _("policy rule")
+        verbose_name_plural = _("policy rules")
+        constraints = [
+            models.UniqueConstraint(fields=["policy", "code"], name="policy_rule_code_unique"),
+            models.CheckConstraint(
+                condition=(Q(tier__isnull=False) & Q(care_visit_class=""))
+                | (Q(tier__isnull=True) & Q(care_visit_class__in=["A", "B", "C"])),
+                name="policy_rule_grants_one_thing",
+            ),
+        ]
+
+    def __str__(self):
+        return self.code
+
+    @property
+    def label_in_language(self) -> str:
+        return in_language(self.label, self.label_en)
+
+
+class TierOverride(models.Model):
+    """A worker's manual tier for one senior (人工认定), with a reason and an expiry date.
+
+    Evaluation respects it from `starts_on` to `expires_on` (inclusive) under whichever policy is
+    in force, by tier code; it is shown as an override wherever the tier is. Ending it early is
+    recorded (who, when, why); at most one is open per senior.
+    """
+
+    senior = models.ForeignKey(Senior, on_delete=models.PROTECT, related_name="tier_overrides")
+    tier_code = models.SlugField(_("tier"), max_length=30)
+    reason = models.CharField(_("reason"), max_length=300)
+    starts_on = models.DateField(_("starts on"))
+    expires_on = models.DateField(_("expires on"))
+    created_at = models.DateTimeField(_("set at"), auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", verbose_name=_("set by")
+    )
+    ended_at = models.DateTimeField(_("ended at"), null=True, blank=True)
+    ended_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("ended by"),
+    )
+    end_reason = models.CharField(_("reason for ending"), max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        verbose_name = _("tier override")
+        verbose_name_plural = _("tier overrides")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["senior"],
+                condition=Q(ended_at__isnull=True),
+                name="tier_override_one_open_per_senior",
+            ),
+            models.CheckConstraint(
+                condition=Q(expires_on__gte=models.F("starts_on")), name="tier_override_window_valid"
+            ),
+            models.CheckConstraint(condition=~Q(reason=""), name="tier_override_has_reason"),
+        ]
+
+    def __str__(self):
+        return f"{self.senior_id}: {self.tier_code} → {self.expires_on}"
+
+
 class Determination(models.Model):
     """The outcome of evaluating one senior against a policy (认定).
 
     A new row is written only when the outcome changes; exactly one row per senior is current,
-    which the database enforces with a partial unique index.
+    which the database enforces with a partial unique index. A senior within the policy's
+    population who matches no tier rule but a care-visit rule keeps their class (no tier).
+    Attributable: the user who caused it, or the scheduled job by name.
     """
 
     senior = models.ForeignKey(Senior, on_delete=models.PROTECT, related_name="determinations")
     policy = models.ForeignKey(Policy, on_delete=models.PROTECT, related_name="determinations")
-    tier = models.ForeignKey(Tier, on_delete=models.PROTECT, related_name="determinations")
+    tier = models.ForeignKey(
+        Tier, on_delete=models.PROTECT, related_name="determinations", null=True, blank=True
+    )
     care_visit_class = models.CharField(
         _("care-visit class"), max_length=1, choices=CareVisitClass.choices, blank=True
     )
     matched_rules = models.JSONField(_("matched rules"), default=list)
+    override = models.ForeignKey(
+        TierOverride,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="determinations",
+        verbose_name=_("tier override"),
+    )
     as_of = models.DateField(_("as of"))
     is_current = models.BooleanField(default=True)
     determined_at = models.DateTimeField(auto_now_add=True)
     determined_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
+    determined_by_job = models.CharField(_("scheduled job"), max_length=80, blank=True)
 
     class Meta:
         ordering = ["-id"]
@@ -405,8 +544,45 @@ class Determination(models.Model):
             models.CheckConstraint(
                 condition=Q(care_visit_class__in=["", "A", "B", "C"]), name="determination_care_class_valid"
             ),
+            models.CheckConstraint(
+                condition=Q(tier__isnull=False) | ~Q(care_visit_class=""),
+                name="determination_has_tier_or_class",
+            ),
         ]
         indexes = [models.Index(fields=["tier", "is_current"])]
 
     def __str__(self):
-        return f"{self.senior_id}: {self.tier.code} ({self.as_of})"
+        return f"{self.senior_id}: {self.tier.code if self.tier else '-'} ({self.as_of})"
+
+
+class EvaluationRun(models.Model):
+    """One evaluation of the registry (`services.evaluate_eligibility`): who or which job ran it,
+    as of when, under which policy, and what it changed. The bureau's page follows a queued one."""
+
+    class State(models.TextChoices):
+        QUEUED = "queued", pgettext_lazy("evaluation", "Queued")
+        RUNNING = "running", pgettext_lazy("evaluation", "Running")
+        DONE = "done", pgettext_lazy("evaluation", "Done")
+        FAILED = "failed", pgettext_lazy("evaluation", "Failed")
+
+    as_of = models.DateField(_("as of"))
+    policy = models.ForeignKey(Policy, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    state = models.CharField(_("state"), max_length=10, choices=State.choices, default=State.QUEUED)
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    job = models.CharField(_("scheduled job"), max_length=80, blank=True)
+    evaluated = models.PositiveIntegerField(default=0)
+    changed = models.PositiveIntegerField(default=0)
+    retired = models.PositiveIntegerField(default=0)
+    error = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        verbose_name = _("evaluation")
+        verbose_name_plural = _("evaluations")
+
+    def __str__(self):
+        return f"{self.as_of} {self.state}"

@@ -5,21 +5,39 @@ import datetime as dt
 import logging
 import re
 import unicodedata
+from collections import defaultdict
+from dataclasses import dataclass
 
 from django.core.cache import cache
+from django.db import connection
 from django.db.models import F, FilteredRelation, Q, QuerySet, Value
 from django.db.models.functions import Replace
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from djmoney.money import Money
 
 from config.roles import BUREAU, REGION_ROLES, roles_of
+from eligibility import conditions
 from eligibility.errors import EligibilityError
-from eligibility.models import Determination, ImportJob, Policy, Region, RegionScope, Senior
+from eligibility.models import (
+    Determination,
+    ImportJob,
+    Policy,
+    PolicyRule,
+    Region,
+    RegionScope,
+    Senior,
+    Tier,
+    TierOverride,
+)
 from eligibility.normalise import normalise_id_card_number, normalise_text
 
 
 def policy_in_force(*, as_of: dt.date) -> Policy | None:
-    """The policy effective on `as_of`; the latest version wins when several are."""
+    """The published policy effective on `as_of` (the database keeps to one per date)."""
     return (
-        Policy.objects.filter(effective_from__lte=as_of)
+        Policy.objects.exclude(status=Policy.Status.DRAFT)
+        .filter(effective_from__lte=as_of)
         .filter(Q(effective_until__isnull=True) | Q(effective_until__gte=as_of))
         .order_by("-effective_from", "-version")
         .first()
@@ -192,4 +210,239 @@ def with_current_determination(seniors: QuerySet[Senior]) -> QuerySet[Senior]:
         current_tier_name=F("current__tier__name"),
         current_tier_name_en=F("current__tier__name_en"),
         current_care_class=F("current__care_visit_class"),
+    )
+
+
+# --- Policies -------------------------------------------------------------------------------------
+
+
+def rule_labels(*, policy, codes) -> dict[str, str]:
+    """{code: label in the active language} for the given rule codes of a policy; a code the
+    policy does not hold (an old determination) stands for itself."""
+    labels = {
+        rule.code: rule.label_in_language
+        for rule in PolicyRule.objects.filter(policy=policy, code__in=list(codes))
+    }
+    return {code: labels.get(code, code) for code in codes}
+
+
+def evaluation_progress_key(run_id: int) -> str:
+    return f"eligibility:evaluation-progress:{run_id}"
+
+
+def evaluation_progress(*, run) -> tuple[int, int]:
+    """(steps done, steps in all) of an evaluation run, for the page's progress bar; a finished
+    run is complete, a queued one (or a cache that fails) shows 0."""
+    from eligibility.services import EVALUATION_STEPS
+
+    if run.state in (run.State.DONE, run.State.FAILED):
+        return EVALUATION_STEPS, EVALUATION_STEPS
+    try:
+        value = cache.get(evaluation_progress_key(run.pk)) or {}
+    except Exception:  # any cache failure: the bar waits, the evaluation goes on
+        logging.getLogger("eligibility.evaluation").warning(
+            "evaluation %s: no progress from the cache", run.pk
+        )
+        value = {}
+    return int(value.get("done", 0)), EVALUATION_STEPS
+
+
+def policies_for_bureau() -> dict:
+    """The policy in force today, those scheduled after it, the drafts and the retired ones."""
+    today = timezone.localdate()
+    current = policy_in_force(as_of=today)
+    policies = list(
+        Policy.objects.select_related("activated_by", "created_by").order_by("-created_at", "-id")
+    )
+    return {
+        "current": current,
+        "scheduled": [
+            p for p in policies if not p.is_draft and p.effective_from and p.effective_from > today
+        ],
+        "drafts": [p for p in policies if p.is_draft],
+        "retired": [p for p in policies if p.status == Policy.Status.RETIRED and p != current],
+    }
+
+
+def draft_of(code: str) -> Policy | None:
+    return Policy.objects.filter(code=code, status=Policy.Status.DRAFT).first()
+
+
+# --- What a draft would change (simulation) ------------------------------------------------------
+
+
+@dataclass
+class Simulation:
+    """A draft against the policy in force, on today's registry; nothing written."""
+
+    current: Policy
+    draft: Policy
+    as_of: dt.date
+    tier_moves: list[dict]  # {"from", "to", "seniors"} (tier names; None: no tier)
+    care_moves: list[dict]  # {"from", "to", "seniors"} (class codes; "": none)
+    districts: list[dict]  # {"region", "seniors", "moved", "current", "draft", "difference"} (Money)
+    total: dict  # the same for the whole city
+    seniors: int
+
+
+def simulate_policy(*, draft: Policy, as_of: dt.date, current: Policy | None = None) -> Simulation:
+    """What `draft` would change against the policy in force on `as_of` (or `current`): the tier
+    moves and the care-visit class moves (from → to, counts), and the monthly voucher budget
+    (the sum of face values) per district, before and after. One GROUP BY statement over the
+    registry (eligibility.policy_sql.comparison_query); nothing is written.
+    """
+    from eligibility import policy_sql
+
+    current = current or policy_in_force(as_of=as_of)
+    if current is None:
+        raise EligibilityError("no_policy", _("No policy is in force on %(date)s."), date=as_of.isoformat())
+    sql, params = policy_sql.comparison_query(current, draft, as_of)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    tiers = {tier.pk: tier for tier in Tier.objects.filter(policy__in=[current, draft])}
+    zero = Money(0, "CNY")
+
+    def face(tier_id):
+        return tiers[tier_id].monthly_face_value if tier_id else zero
+
+    def tier_key(tier_id):
+        return (tiers[tier_id].code, tiers[tier_id].rank) if tier_id else ("", 999)
+
+    community_district = _district_of_communities({row[0] for row in rows})
+    tier_moves, care_moves, districts = defaultdict(int), defaultdict(int), {}
+    total = {"region": None, "seniors": 0, "moved": 0, "current": zero, "draft": zero}
+    for community_id, a_tier, b_tier, a_care, b_care, seniors in rows:
+        tier_moves[(tier_key(a_tier), tier_key(b_tier))] += seniors
+        care_moves[(a_care or "", b_care or "")] += seniors
+        district = community_district.get(community_id)
+        entry = districts.setdefault(
+            district.pk if district else None,
+            {"region": district, "seniors": 0, "moved": 0, "current": zero, "draft": zero},
+        )
+        moved = seniors if (tier_key(a_tier)[0], a_care or "") != (tier_key(b_tier)[0], b_care or "") else 0
+        for bucket in (entry, total):
+            bucket["seniors"] += seniors
+            bucket["moved"] += moved
+            bucket["current"] += face(a_tier) * seniors
+            bucket["draft"] += face(b_tier) * seniors
+    names = {tier.code: tier for tier in tiers.values() if tier.policy_id == draft.pk}
+    names.update({tier.code: tier for tier in tiers.values() if tier.policy_id == current.pk})
+    for bucket in [*districts.values(), total]:
+        bucket["difference"] = bucket["draft"] - bucket["current"]
+    return Simulation(
+        current=current,
+        draft=draft,
+        as_of=as_of,
+        tier_moves=[
+            {"from": names.get(a[0]), "to": names.get(b[0]), "seniors": n, "moved": a[0] != b[0]}
+            for (a, b), n in sorted(tier_moves.items(), key=lambda item: (item[0][0][1], item[0][1][1]))
+        ],
+        care_moves=[
+            {"from": a, "to": b, "seniors": n, "moved": a != b}
+            for (a, b), n in sorted(
+                care_moves.items(), key=lambda item: (item[0][0] or "Z", item[0][1] or "Z")
+            )
+        ],
+        districts=sorted(districts.values(), key=lambda d: d["region"].code if d["region"] else ""),
+        total=total,
+        seniors=total["seniors"],
+    )
+
+
+def _district_of_communities(community_ids) -> dict:
+    """{community id: its district Region} (the district is the ancestor at district level)."""
+    communities = Region.objects.filter(pk__in=community_ids).select_related("parent", "parent__parent")
+    result = {}
+    for community in communities:
+        region = community
+        while region is not None and region.level != Region.Level.DISTRICT:
+            region = region.parent
+        result[community.pk] = region or community
+    return result
+
+
+# --- Why a senior has their tier -----------------------------------------------------------------
+
+
+@dataclass
+class RuleVerdict:
+    rule: PolicyRule
+    holds: bool
+    words: str  # the condition in plain words
+    checks: list[str]  # the comparisons that decided it, with the senior's own values
+    shortfall: int  # how many comparisons are missing (0 when it holds)
+
+
+@dataclass
+class Explanation:
+    policy: Policy
+    as_of: dt.date
+    in_population: bool
+    population_words: str
+    tier: Tier | None  # what the rules (or an override) give today
+    care_class: str
+    override: "TierOverride | None"
+    tier_rules: list[RuleVerdict]
+    care_rules: list[RuleVerdict]
+    nearest: RuleVerdict | None  # the unmet rule of a more favourable tier needing fewest changes
+
+    @property
+    def matched(self) -> list[RuleVerdict]:
+        return [verdict for verdict in [*self.tier_rules, *self.care_rules] if verdict.holds]
+
+
+def explain_senior(*, senior: Senior, as_of: dt.date, policy: Policy | None = None) -> Explanation | None:
+    """Run the policy in force (or `policy`) over one senior in Python (conditions.explain): the
+    same answer as the set-based evaluation, with reasons: each rule's verdict in plain words and
+    the comparisons that decided it ("年龄 78 < 80")."""
+    policy = policy or policy_in_force(as_of=as_of)
+    if policy is None:
+        return None
+    rules = list(policy.rules.select_related("tier"))
+    tier_rules, care_rules = [], []
+    for rule in sorted(rules, key=lambda r: (r.tier.rank if r.tier else 99, r.care_visit_class, r.code)):
+        outcome = conditions.explain(rule.condition, senior, as_of)
+        verdict = RuleVerdict(
+            rule=rule,
+            holds=outcome.holds,
+            words=conditions.describe(rule.condition),
+            checks=[conditions.describe_check(c) for c in (outcome.met if outcome.holds else outcome.failed)],
+            shortfall=conditions.shortfall(rule.condition, senior, as_of),
+        )
+        (tier_rules if rule.tier_id else care_rules).append(verdict)
+    in_population = not policy.population or conditions.holds(policy.population, senior, as_of)
+    override = TierOverride.objects.filter(
+        senior=senior, ended_at__isnull=True, starts_on__lte=as_of, expires_on__gte=as_of
+    ).first()
+    override_tier = policy.tiers.filter(code=override.tier_code).first() if override else None
+    if override_tier is None:
+        override = None
+    ruled = [v.rule.tier for v in tier_rules if v.holds] if in_population else []
+    tier = override_tier or (min(ruled, key=lambda t: t.rank) if ruled else None)
+    care = ""
+    if in_population:
+        for care_class in ("A", "B", "C"):
+            if any(v.holds and v.rule.care_visit_class == care_class for v in care_rules):
+                care = care_class
+                break
+    better = [v for v in tier_rules if not v.holds and (tier is None or v.rule.tier.rank < tier.rank)]
+    nearest = min(better, key=lambda v: (v.shortfall, v.rule.tier.rank)) if better else None
+    return Explanation(
+        policy=policy,
+        as_of=as_of,
+        in_population=in_population,
+        population_words=conditions.describe(policy.population) if policy.population else "",
+        tier=tier,
+        care_class=care,
+        override=override,
+        tier_rules=tier_rules,
+        care_rules=care_rules,
+        nearest=nearest,
+    )
+
+
+def open_override(*, senior: Senior) -> "TierOverride | None":
+    return (
+        TierOverride.objects.filter(senior=senior, ended_at__isnull=True).select_related("created_by").first()
     )

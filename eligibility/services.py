@@ -1,24 +1,25 @@
 """Writes of the eligibility app: the registry, the default policy, and evaluation."""
 
+import contextlib
 import datetime as dt
 import logging
-from collections import defaultdict
 from dataclasses import dataclass
-from decimal import Decimal
 
 from django.core.cache import cache
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
-from djmoney.money import Money
 
 from config.months import local_date
 from config.roles import OFFICER, WORKER, roles_of
-from eligibility import rules
+from eligibility import conditions, default_policy, policy_sql
+from eligibility.conditions import age_on
 from eligibility.errors import EligibilityError
 from eligibility.models import (
     Determination,
+    EvaluationRun,
     ImportJob,
     Policy,
     PolicyRule,
@@ -26,6 +27,7 @@ from eligibility.models import (
     RegionScope,
     Senior,
     Tier,
+    TierOverride,
 )
 from eligibility.names import name_initials
 from eligibility.normalise import (
@@ -35,8 +37,7 @@ from eligibility.normalise import (
     normalise_text,
     sex_of,
 )
-from eligibility.rules import aged_at_least
-from eligibility.selectors import import_progress_key, policy_in_force
+from eligibility.selectors import evaluation_progress_key, import_progress_key, policy_in_force
 from eligibility.signals import senior_left
 
 # The facts the rules read (DESIGN.md §4.1 and §4.4): enumerations and yes/no flags.
@@ -69,10 +70,6 @@ PHONE_FIELDS = ("phone", "emergency_contact_phone")
 # a wrong number is a new registration; the status changes through `change_senior_status`.
 EDITABLE_FIELDS = ("name", "community", *CONTACT_FIELDS, *FACT_FIELDS)
 MINIMUM_AGE = 60
-
-
-def age_on(birth_date: dt.date, day: dt.date) -> int:
-    return day.year - birth_date.year - ((day.month, day.day) < (birth_date.month, birth_date.day))
 
 
 def _label(name: str) -> str:
@@ -301,49 +298,19 @@ def assign_region_scope(*, user, region: Region | None, by) -> RegionScope | Non
     return scope
 
 
-DEFAULT_TIERS = [
-    # code, name, English name, rank, government share rate, monthly face value
-    ("subsidized", "无偿", "Subsidized", 1, Decimal("1.0000"), Decimal("300.00")),
-    ("low_fee", "低偿", "Low fee", 2, Decimal("0.7000"), Decimal("200.00")),
-    ("paid", "有偿", "Paid", 3, Decimal("0.0000"), Decimal("0.00")),
-]
-DEFAULT_RULE_TIERS = {
-    "subsidized_70_dependent_no_children_dibao": "subsidized",
-    "subsidized_special_care": "subsidized",
-    "subsidized_three_no": "subsidized",
-    "subsidized_five_old": "subsidized",
-    "subsidized_centenarian": "subsidized",
-    "low_fee_empty_nest_dependent": "low_fee",
-    "low_fee_80_empty_nest_no_assistance": "low_fee",
-    "low_fee_hardship": "low_fee",
-    "paid_resident": "paid",
-}
-
-
 @transaction.atomic
-def ensure_default_policy(*, effective_from: dt.date = dt.date(2025, 1, 1)) -> Policy:
-    """The default policy of DESIGN.md §4.1–4.2, created once; returns the existing one after."""
-    policy, created = Policy.objects.get_or_create(
-        code="default", version=1, defaults={"name": "居家养老服务默认政策", "effective_from": effective_from}
+def ensure_default_policy() -> Policy:
+    """The default policy of DESIGN.md §4.1–4.4 (eligibility.default_policy). A data migration
+    loads it on a new database; this returns it, or loads it where a test flushed it away."""
+    policy = (
+        Policy.objects.filter(code=default_policy.CODE)
+        .exclude(status=Policy.Status.DRAFT)
+        .order_by("version")
+        .first()
     )
-    if not created:
+    if policy is not None:
         return policy
-    tiers = {}
-    for code, name, name_en, rank, rate, face_value in DEFAULT_TIERS:
-        tiers[code] = Tier.objects.create(
-            policy=policy,
-            code=code,
-            name=name,
-            name_en=name_en,
-            rank=rank,
-            government_share_rate=rate,
-            monthly_face_value=Money(face_value, "CNY"),
-        )
-    PolicyRule.objects.bulk_create(
-        PolicyRule(policy=policy, code=code, tier=tiers[tier_code], description=str(rules.describe(code)))
-        for code, tier_code in DEFAULT_RULE_TIERS.items()
-    )
-    return policy
+    return default_policy.create_default_policy(Policy, Tier, PolicyRule)
 
 
 @dataclass(frozen=True)
@@ -355,122 +322,429 @@ class EvaluationResult:
     retired: int
 
 
-CHUNK = 50_000
-BATCH = 2_000
+OUTCOME_TABLE = "eligibility_outcome"
+EVALUATION_STEPS = 5
 
 
-def _outcomes_for_chunk(seniors, policy_rules, as_of):
-    """{senior_id: (tier, care class, matched codes)} for the seniors of one id range."""
-    matched: dict[int, list[str]] = defaultdict(list)
-    best_tier: dict[int, Tier] = {}
-    for policy_rule in policy_rules:
-        rule = rules.TIER_RULES.get(policy_rule.code)
-        if rule is None:
-            raise EligibilityError(
-                "unknown_rule", _("The policy refers to an unknown rule %(code)s."), code=policy_rule.code
-            )
-        for senior_id in seniors.filter(rule.condition(as_of)).values_list("id", flat=True):
-            matched[senior_id].append(rule.code)
-            held = best_tier.get(senior_id)
-            if held is None or policy_rule.tier.rank < held.rank:
-                best_tier[senior_id] = policy_rule.tier
-    care_class: dict[int, str] = {}
-    for visit_class, class_rules in rules.CARE_VISIT_RULES.items():
-        for rule in class_rules:
-            for senior_id in seniors.filter(rule.condition(as_of)).values_list("id", flat=True):
-                matched[senior_id].append(rule.code)
-                care_class.setdefault(senior_id, visit_class)
-    return {
-        senior_id: (tier, care_class.get(senior_id, ""), sorted(matched[senior_id]))
-        for senior_id, tier in best_tier.items()
-    }
-
-
-def _evaluation_chunks(qualifying, senior_ids):
-    """(the chunk's seniors, the filter of their determinations): the city by id ranges of
-    CHUNK; given seniors by lists of BATCH ids, so evaluating one senior reads one senior's rows."""
-    if senior_ids is not None:
-        ids = sorted(set(senior_ids))
-        for i in range(0, len(ids), BATCH):
-            part = ids[i : i + BATCH]
-            yield qualifying.filter(id__in=part), Q(senior_id__in=part)
-        return
-    bounds = qualifying.order_by("id").values_list("id", flat=True)
-    first, last = bounds.first(), bounds.last()
-    start = first or 0
-    while first is not None and start <= last:
-        yield (
-            qualifying.filter(id__gte=start, id__lt=start + CHUNK),
-            Q(senior_id__gte=start, senior_id__lt=start + CHUNK),
-        )
-        start += CHUNK
+def _execute(cursor, sql: str, params=()) -> int:
+    cursor.execute(sql, params)
+    return max(cursor.rowcount, 0)
 
 
 @transaction.atomic
 def evaluate_eligibility(
-    *, as_of: dt.date, determined_by=None, senior_ids: list[int] | None = None
+    *,
+    as_of: dt.date,
+    determined_by=None,
+    job: str = "",
+    senior_ids: list[int] | None = None,
+    progress=None,
 ) -> EvaluationResult:
-    """Evaluate every active senior aged 60+ (or the given ones) against the policy in force.
+    """Evaluate every active senior (or the given ones) against the policy in force on `as_of`.
 
-    Set-based: one query per rule per id range, then bulk writes. A new determination is written
-    only when the outcome (policy, tier, care-visit class, matched rules) changes; the previous
-    one stops being current. Seniors who no longer qualify (moved away, deceased, no rule
-    matches) lose their current determination. Refuses `no_policy` when none is in force.
+    A handful of set-based statements (eligibility.policy_sql), whatever the size of the city:
+    the outcomes into a temporary table; retire the current determination of each senior who no
+    longer has an outcome (moved away, deceased, outside the policy's population); end the
+    current determination where the outcome changed (policy, tier, class, matched rules,
+    override); insert the new ones. No Python loop over seniors, no list of ids in memory.
+    `progress(step, steps)`, if given, is called after each statement. Attributable: the user,
+    or the scheduled job by name. Refuses `no_policy` when none is in force.
     """
     policy = policy_in_force(as_of=as_of)
     if policy is None:
         raise EligibilityError("no_policy", _("No policy is in force on %(date)s."), date=as_of.isoformat())
-    policy_rules = list(policy.rules.select_related("tier"))
-    scope = Senior.objects.all()
-    if senior_ids is not None:
-        scope = scope.filter(id__in=senior_ids)
-    qualifying = scope.filter(aged_at_least(60, as_of), status=Senior.Status.ACTIVE)
+    progress = progress or (lambda step, steps: None)
+    determination = Determination._meta.db_table
+    postgres = connection.vendor == "postgresql"
+    same = "IS NOT DISTINCT FROM" if postgres else "IS"
+    matched_equal = "d.matched_rules = o.matched" if postgres else "json(d.matched_rules) = json(o.matched)"
+    outcome_sql, outcome_params = policy_sql.outcome_query(policy, as_of, senior_ids=senior_ids)
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE IF EXISTS {OUTCOME_TABLE}")
+        cursor.execute(f"CREATE TEMPORARY TABLE {OUTCOME_TABLE} AS {outcome_sql}", outcome_params)
+        if postgres:
+            cursor.execute(f"ANALYZE {OUTCOME_TABLE}")
+        cursor.execute(f"SELECT COUNT(*) FROM {OUTCOME_TABLE}")  # noqa: S608 - names from model metadata, values are parameters
+        evaluated = cursor.fetchone()[0]
+        progress(1, EVALUATION_STEPS)
 
-    evaluated = changed = 0
-    qualifying_ids: set[int] = set()
-    for chunk, of_chunk in _evaluation_chunks(qualifying, senior_ids):
-        outcomes = _outcomes_for_chunk(chunk, policy_rules, as_of)
-        qualifying_ids.update(outcomes)
-        current = {
-            row["senior_id"]: (
-                row["policy_id"],
-                row["tier_id"],
-                row["care_visit_class"],
-                row["matched_rules"],
-            )
-            for row in Determination.objects.filter(of_chunk, is_current=True).values(
-                "senior_id", "policy_id", "tier_id", "care_visit_class", "matched_rules"
-            )
-        }
-        new_rows = [
-            Determination(
-                senior_id=senior_id,
-                policy=policy,
-                tier=tier,
-                care_visit_class=care,
-                matched_rules=codes,
-                as_of=as_of,
-                determined_by=determined_by,
-            )
-            for senior_id, (tier, care, codes) in outcomes.items()
-            if current.get(senior_id) != (policy.pk, tier.pk, care, codes)
-        ]
-        changed_ids = [row.senior_id for row in new_rows]
-        for i in range(0, len(changed_ids), BATCH):
-            Determination.objects.filter(is_current=True, senior_id__in=changed_ids[i : i + BATCH]).update(
-                is_current=False
-            )
-        Determination.objects.bulk_create(new_rows, batch_size=BATCH)
-        evaluated += len(outcomes)
-        changed += len(new_rows)
-
-    stale = Determination.objects.filter(is_current=True, senior__in=scope)
-    retired = 0
-    # Anyone in scope with a current determination who no longer qualifies loses it.
-    stale_ids = [sid for sid in stale.values_list("senior_id", flat=True) if sid not in qualifying_ids]
-    for i in range(0, len(stale_ids), BATCH):
-        retired += stale.filter(senior_id__in=stale_ids[i : i + BATCH]).update(is_current=False)
+        in_scope, scope_params = "", []
+        if senior_ids is not None:
+            ids = sorted(set(senior_ids))
+            in_scope = f" AND d.senior_id IN ({', '.join(['%s'] * len(ids))})" if ids else " AND 1 = 0"
+            scope_params = ids
+        # Seniors in scope with no outcome any more lose their current determination.
+        retired = _execute(
+            cursor,
+            f"""UPDATE {determination} AS d SET is_current = %s WHERE d.is_current = %s{in_scope}
+                AND NOT EXISTS (SELECT 1 FROM {OUTCOME_TABLE} o WHERE o.senior_id = d.senior_id)""",  # noqa: S608 - names from model metadata, values are parameters
+            [False, True, *scope_params],
+        )
+        progress(2, EVALUATION_STEPS)
+        # Where the outcome changed, the current determination ends ...
+        _execute(
+            cursor,
+            f"""UPDATE {determination} AS d SET is_current = %s FROM {OUTCOME_TABLE} o
+                WHERE o.senior_id = d.senior_id AND d.is_current = %s AND NOT (
+                    d.policy_id = %s AND d.tier_id {same} o.tier_id AND d.care_visit_class = o.care
+                    AND {matched_equal} AND d.override_id {same} o.override_id)""",  # noqa: S608 - names from model metadata, values are parameters
+            [False, True, policy.pk],
+        )
+        progress(3, EVALUATION_STEPS)
+        # ... and a new one begins, as does the first of a senior who had none.
+        ops = connection.ops
+        changed = _execute(
+            cursor,
+            f"""INSERT INTO {determination} (
+                    senior_id, policy_id, tier_id, care_visit_class, matched_rules, override_id,
+                    as_of, is_current, determined_at, determined_by_id, determined_by_job)
+                SELECT o.senior_id, %s, o.tier_id, o.care, o.matched, o.override_id, %s, %s, %s, %s, %s
+                FROM {OUTCOME_TABLE} o
+                WHERE NOT EXISTS (
+                    SELECT 1 FROM {determination} d WHERE d.senior_id = o.senior_id AND d.is_current = %s)""",  # noqa: S608 - names from model metadata, values are parameters
+            [
+                policy.pk,
+                ops.adapt_datefield_value(as_of),
+                True,
+                ops.adapt_datetimefield_value(timezone.now()),
+                determined_by.pk if determined_by is not None else None,
+                job[:80],
+                True,
+            ],
+        )
+        progress(4, EVALUATION_STEPS)
+        cursor.execute(f"DROP TABLE {OUTCOME_TABLE}")
+    progress(5, EVALUATION_STEPS)
     return EvaluationResult(as_of=as_of, policy=policy, evaluated=evaluated, changed=changed, retired=retired)
+
+
+# --- Policies: drafts, activation, overrides, evaluation runs ----------------------------------
+
+POLICY_FIELDS = ("name", "name_en", "population")
+TIER_FIELDS = ("code", "name", "name_en", "rank", "government_share_rate", "monthly_face_value")
+RULE_FIELDS = ("code", "label", "label_en", "tier", "care_visit_class", "condition")
+
+
+def _require(user, permission: str, message) -> None:
+    if user is not None and not user.has_perm(permission):
+        raise EligibilityError("not_permitted", message)
+
+
+def _draft(policy: Policy) -> Policy:
+    if not policy.is_draft:
+        raise EligibilityError(
+            "policy_published",
+            _("Version %(version)s of %(code)s is published and fixed; copy it to a draft to change it."),
+            version=policy.version,
+            code=policy.code,
+        )
+    return policy
+
+
+def _valid_condition(condition, *, field: str = "condition") -> dict:
+    try:
+        return conditions.validate(condition)
+    except conditions.ConditionError as error:
+        raise EligibilityError("invalid_condition", "%(detail)s", field=field, detail=error.detail) from None
+
+
+@transaction.atomic
+def copy_policy(*, policy: Policy, by, code: str | None = None, name: str | None = None) -> Policy:
+    """A new draft from `policy` (any status): its tiers and rules copied, the next version of
+    the same code, or version 1 of a new `code`. Refuses `draft_exists` when the code already has
+    a draft (one at a time per code, so `--draft CODE` names one)."""
+    _require(by, "eligibility.add_policy", _("You may not draft policies."))
+    code = (code or policy.code).strip()
+    if Policy.objects.filter(code=code, status=Policy.Status.DRAFT).exists():
+        raise EligibilityError(
+            "draft_exists", _("%(code)s already has a draft; edit that one or delete it first."), code=code
+        )
+    version = (
+        Policy.objects.filter(code=code).order_by("-version").values_list("version", flat=True).first() or 0
+    ) + 1
+    draft = Policy.objects.create(
+        code=code,
+        version=version,
+        name=(name or policy.name).strip(),
+        name_en=policy.name_en,
+        status=Policy.Status.DRAFT,
+        population=policy.population,
+        based_on=policy,
+        created_by=by,
+    )
+    tiers = {}
+    for tier in policy.tiers.all():
+        tiers[tier.pk] = Tier.objects.create(
+            policy=draft, **{name: getattr(tier, name) for name in TIER_FIELDS}
+        )
+    PolicyRule.objects.bulk_create(
+        PolicyRule(
+            policy=draft,
+            code=rule.code,
+            label=rule.label,
+            label_en=rule.label_en,
+            tier=tiers.get(rule.tier_id),
+            care_visit_class=rule.care_visit_class,
+            condition=rule.condition,
+        )
+        for rule in policy.rules.all()
+    )
+    return draft
+
+
+def _saved(instance, *, message_field: str = ""):
+    try:
+        with transaction.atomic():
+            instance.full_clean(validate_unique=True, validate_constraints=True)
+            instance.save()
+    except ValidationError as error:
+        field, messages = next(iter(error.message_dict.items()))
+        field = None if field == "__all__" else field
+        raise EligibilityError(
+            "invalid_input", "%(detail)s", field=field or message_field or None, detail=" ".join(messages)
+        ) from None
+    return instance
+
+
+@transaction.atomic
+def update_draft(*, policy: Policy, by, **values) -> Policy:
+    """Change a draft's name, English name or population condition."""
+    _require(by, "eligibility.change_policy", _("You may not edit policies."))
+    _draft(policy)
+    if "population" in values:
+        values["population"] = _valid_condition(values["population"], field="population")
+    for name in POLICY_FIELDS:
+        if name in values:
+            setattr(policy, name, values[name])
+    return _saved(policy)
+
+
+@transaction.atomic
+def save_tier(*, policy: Policy, by, tier: Tier | None = None, **values) -> Tier:
+    """Add a tier to a draft or change one of its tiers (code, names, rank, share rate, face value)."""
+    _require(by, "eligibility.change_tier", _("You may not edit policies."))
+    _draft(policy)
+    tier = tier or Tier(policy=policy)
+    if tier.policy_id != policy.pk:
+        raise EligibilityError("not_found", _("That tier is not part of this policy."))
+    for name in TIER_FIELDS:
+        if name in values:
+            setattr(tier, name, values[name])
+    return _saved(tier)
+
+
+@transaction.atomic
+def delete_tier(*, tier: Tier, by) -> None:
+    _require(by, "eligibility.change_tier", _("You may not edit policies."))
+    _draft(tier.policy)
+    if tier.rules.exists():
+        raise EligibilityError("tier_in_use", _("Rules still grant this tier: change or delete them first."))
+    tier.delete()
+
+
+@transaction.atomic
+def save_rule(*, policy: Policy, by, rule: PolicyRule | None = None, **values) -> PolicyRule:
+    """Add a rule to a draft or change one: code, labels, what it grants (a tier of this policy
+    or a care-visit class) and its condition, validated (`invalid_condition` says where)."""
+    _require(by, "eligibility.change_policyrule", _("You may not edit policies."))
+    _draft(policy)
+    rule = rule or PolicyRule(policy=policy)
+    if rule.policy_id != policy.pk:
+        raise EligibilityError("not_found", _("That rule is not part of this policy."))
+    if "condition" in values:
+        values["condition"] = _valid_condition(values["condition"])
+    tier = values.get("tier")
+    if tier is not None and tier.policy_id != policy.pk:
+        raise EligibilityError("invalid_input", _("A rule grants a tier of its own policy."), field="tier")
+    for name in RULE_FIELDS:
+        if name in values:
+            setattr(rule, name, values[name] if values[name] is not None or name == "tier" else "")
+    if rule.tier_id is None and not rule.care_visit_class:
+        raise EligibilityError(
+            "invalid_input", _("A rule grants a tier or a care-visit class."), field="tier"
+        )
+    if rule.tier_id is not None and rule.care_visit_class:
+        raise EligibilityError(
+            "invalid_input",
+            _("A rule grants a tier or a care-visit class, not both."),
+            field="care_visit_class",
+        )
+    return _saved(rule)
+
+
+@transaction.atomic
+def delete_rule(*, rule: PolicyRule, by) -> None:
+    _require(by, "eligibility.delete_policyrule", _("You may not edit policies."))
+    _draft(rule.policy)
+    rule.delete()
+
+
+@transaction.atomic
+def delete_draft(*, policy: Policy, by) -> None:
+    _require(by, "eligibility.change_policy", _("You may not edit policies."))
+    _draft(policy)
+    policy.rules.all().delete()
+    policy.tiers.all().delete()
+    policy.delete()
+
+
+@transaction.atomic
+def activate_policy(*, policy: Policy, effective_from: dt.date, by, today: dt.date | None = None) -> Policy:
+    """Publish a draft from `effective_from` (today or later): the version in force then is
+    retired the day before, and from then on neither can change. Past determinations, vouchers
+    and redemptions keep what they were decided and priced at (they hold their own tier rows).
+
+    Refuses `policy_published` (not a draft), `invalid_input` (a date in the past, a draft with no
+    tier or rule), `policy_overlap` (a published version starts on or after that date).
+    """
+    _require(by, "eligibility.activate_policy", _("You may not activate policies."))
+    policy = Policy.objects.select_for_update().get(pk=policy.pk)
+    _draft(policy)
+    today = today or local_date(timezone.now())
+    if effective_from < today:
+        raise EligibilityError(
+            "invalid_input",
+            _("A policy can be activated from today or a later date, not %(date)s."),
+            field="effective_from",
+            date=effective_from.isoformat(),
+        )
+    if not policy.tiers.exists() or not policy.rules.filter(tier__isnull=False).exists():
+        raise EligibilityError(
+            "invalid_input", _("A policy needs at least one tier and a rule that grants it.")
+        )
+    published = Policy.objects.select_for_update().exclude(status=Policy.Status.DRAFT)
+    later = published.filter(effective_from__gte=effective_from).order_by("effective_from").first()
+    if later is not None:
+        raise EligibilityError(
+            "policy_overlap",
+            _("%(policy)s is already scheduled from %(date)s; a new version must start after it."),
+            policy=str(later),
+            date=later.effective_from.isoformat(),
+        )
+    replaced = (
+        published.filter(effective_from__lt=effective_from)
+        .filter(Q(effective_until__isnull=True) | Q(effective_until__gte=effective_from))
+        .first()
+    )
+    if replaced is not None:
+        replaced.effective_until = effective_from - dt.timedelta(days=1)
+        replaced.status = Policy.Status.RETIRED
+        replaced.save(update_fields=["effective_until", "status"])
+    policy.status = Policy.Status.ACTIVE
+    policy.effective_from = effective_from
+    policy.effective_until = None
+    policy.activated_at = timezone.now()
+    policy.activated_by = by
+    policy.save(update_fields=["status", "effective_from", "effective_until", "activated_at", "activated_by"])
+    return policy
+
+
+@transaction.atomic
+def set_tier_override(
+    *, senior: Senior, tier_code: str, reason: str, expires_on: dt.date, by
+) -> TierOverride:
+    """A worker's manual tier for one senior until `expires_on`, with a reason; it replaces an
+    open one, and the senior is evaluated at once. Refuses `invalid_input` for an unknown tier,
+    a missing reason, or an expiry in the past or more than a year ahead."""
+    _require(by, "eligibility.add_tieroverride", _("You may not set a manual tier."))
+    today = local_date(timezone.now())
+    policy = policy_in_force(as_of=today)
+    if policy is None or not policy.tiers.filter(code=tier_code).exists():
+        raise EligibilityError("invalid_input", _("Choose a tier of the policy in force."), field="tier_code")
+    reason = normalise_text(reason or "")
+    if not reason:
+        raise EligibilityError("invalid_input", _("Say why the senior gets this tier."), field="reason")
+    if not today <= expires_on <= today + dt.timedelta(days=366):
+        raise EligibilityError(
+            "invalid_input", _("A manual tier expires within a year from today."), field="expires_on"
+        )
+    _end_open_override(senior=senior, by=by, reason="replaced")
+    override = TierOverride.objects.create(
+        senior=senior,
+        tier_code=tier_code,
+        reason=reason[:300],
+        starts_on=today,
+        expires_on=expires_on,
+        created_by=by,
+    )
+    reevaluate_seniors(senior_ids=[senior.pk], by=by)
+    return override
+
+
+def _end_open_override(*, senior: Senior, by, reason: str) -> int:
+    return TierOverride.objects.filter(senior=senior, ended_at__isnull=True).update(
+        ended_at=timezone.now(), ended_by=by, end_reason=reason[:300]
+    )
+
+
+@transaction.atomic
+def end_tier_override(*, senior: Senior, by, reason: str) -> int:
+    """End a senior's open manual tier now; the rules decide again at once."""
+    _require(by, "eligibility.change_tieroverride", _("You may not end a manual tier."))
+    reason = normalise_text(reason or "")
+    if not reason:
+        raise EligibilityError("invalid_input", _("Say why the manual tier ends."), field="end_reason")
+    ended = _end_open_override(senior=senior, by=by, reason=reason)
+    if ended:
+        reevaluate_seniors(senior_ids=[senior.pk], by=by)
+    return ended
+
+
+EVALUATION_PROGRESS_SECONDS = 24 * 3600
+
+
+def start_evaluation(*, as_of: dt.date, by=None, job: str = "") -> EvaluationRun:
+    """Queue an evaluation of the whole registry (Celery `tasks.run_evaluation`) once this
+    transaction commits; the page follows it with `selectors.evaluation_progress`."""
+    if by is not None:
+        _require(by, "eligibility.add_evaluationrun", _("You may not run an evaluation."))
+    if policy_in_force(as_of=as_of) is None:
+        raise EligibilityError("no_policy", _("No policy is in force on %(date)s."), date=as_of.isoformat())
+    run = EvaluationRun.objects.create(as_of=as_of, started_by=by, job=job[:80])
+    from eligibility.tasks import run_evaluation  # the tasks module imports this one
+
+    transaction.on_commit(lambda: run_evaluation.delay(run.pk))
+    return run
+
+
+def finish_evaluation(*, run_id: int) -> EvaluationRun:
+    """Run a queued evaluation: the body of `tasks.run_evaluation`. Its progress goes to the
+    cache (the evaluation is one transaction, invisible until it commits); its outcome, or the
+    reason it failed, to the run."""
+    run = EvaluationRun.objects.get(pk=run_id)
+    if run.state not in (EvaluationRun.State.QUEUED, EvaluationRun.State.RUNNING):
+        return run
+    EvaluationRun.objects.filter(pk=run.pk).update(state=EvaluationRun.State.RUNNING)
+    key = evaluation_progress_key(run.pk)
+
+    def progress(step, steps):
+        with contextlib.suppress(Exception):  # the cache is a helper: its outage never stops the job
+            cache.set(key, {"done": step, "total": steps}, EVALUATION_PROGRESS_SECONDS)
+
+    try:
+        result = evaluate_eligibility(
+            as_of=run.as_of, determined_by=run.started_by, job=run.job, progress=progress
+        )
+    except Exception as error:
+        _log.exception("evaluation %s failed", run.pk)
+        detail = error.detail if isinstance(error, EligibilityError) else error.__class__.__name__
+        EvaluationRun.objects.filter(pk=run.pk).update(
+            state=EvaluationRun.State.FAILED, error=str(detail)[:300], finished_at=timezone.now()
+        )
+        raise
+    EvaluationRun.objects.filter(pk=run.pk).update(
+        state=EvaluationRun.State.DONE,
+        policy=result.policy,
+        evaluated=result.evaluated,
+        changed=result.changed,
+        retired=result.retired,
+        finished_at=timezone.now(),
+    )
+    run.refresh_from_db()
+    return run
+
+
+_log = logging.getLogger("eligibility.evaluation")
 
 
 # --- Registry imports: the job around `eligibility.importer.run_import` ------------------------

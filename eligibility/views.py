@@ -26,8 +26,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from config import pages
-from config.i18n import in_language
-from eligibility import importer, rules, selectors, services
+from config.i18n import name_in_language
+from eligibility import importer, selectors, services
 from eligibility.errors import EligibilityError
 from eligibility.exports import export_registry
 from eligibility.forms import (
@@ -263,26 +263,27 @@ def _determination(senior: Senior) -> dict | None:
     determination = selectors.current_determination(senior=senior)
     if determination is None:
         return None
-    granted = {
-        rule.code: rule.tier
+    rules = {
+        rule.code: rule
         for rule in PolicyRule.objects.select_related("tier").filter(
             policy=determination.policy, code__in=determination.matched_rules
         )
     }
     # The rule that gave the tier first: most favourable tier, then the others.
     codes = sorted(
-        determination.matched_rules, key=lambda code: granted[code].rank if code in granted else 99
+        determination.matched_rules,
+        key=lambda code: rules[code].tier.rank if code in rules and rules[code].tier else 99,
     )
     reasons = [
         {
-            "text": rules.describe(code),
-            "tier": in_language(granted[code].name, granted[code].name_en) if code in granted else None,
-            "care": code not in rules.TIER_RULES,
+            "text": rules[code].label_in_language if code in rules else code,
+            "tier": name_in_language(rules[code].tier) if code in rules and rules[code].tier else None,
+            "care": code in rules and not rules[code].tier_id,
         }
         for code in codes
     ]
     return {
-        "tier": in_language(determination.tier.name, determination.tier.name_en),
+        "tier": name_in_language(determination.tier) if determination.tier else None,
         "care_class": determination.care_visit_class,
         "care_class_label": determination.get_care_visit_class_display(),
         "as_of": determination.as_of,

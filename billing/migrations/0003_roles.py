@@ -4,18 +4,13 @@ Permissions are normally created after all migrations (post_migrate); they are c
 first so that the groups can be given them on a fresh database.
 """
 
-from django.contrib.auth.management import create_permissions
 from django.db import migrations
 
 
 def setup_roles(apps, schema_editor):
-    from config.roles import setup_roles as setup
+    from config.roles import setup_roles_in_migration
 
-    for app_config in apps.get_app_configs():
-        app_config.models_module = True  # historical app configs: create_permissions skips them otherwise
-        create_permissions(app_config, apps=apps, verbosity=0)
-        app_config.models_module = None
-    setup(group_model=apps.get_model("auth", "Group"), permission_model=apps.get_model("auth", "Permission"))
+    setup_roles_in_migration(apps, schema_editor)
 
 
 class Migration(migrations.Migration):

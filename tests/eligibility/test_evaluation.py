@@ -159,8 +159,9 @@ def test_evaluation_is_set_based(register, django_assert_max_num_queries):
 
 
 def test_no_policy_in_force_is_refused(db):
+    # The default policy (loaded by a migration) is in force from 2025-01-01
     with pytest.raises(EligibilityError) as refusal:
-        evaluate_eligibility(as_of=AS_OF)
+        evaluate_eligibility(as_of=dt.date(2024, 12, 31))
     assert refusal.value.code == "no_policy"
 
 

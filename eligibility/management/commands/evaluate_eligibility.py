@@ -7,6 +7,8 @@ from config.errors import DomainError
 from config.months import local_date
 from eligibility.services import evaluate_eligibility
 
+JOB = "manage.py evaluate_eligibility"
+
 
 class Command(BaseCommand):
     help = "Evaluate every active senior against the policy in force and record changed determinations."
@@ -20,7 +22,7 @@ class Command(BaseCommand):
         except ValueError:
             raise CommandError(f"--as-of must be a date YYYY-MM-DD, not {as_of!r}") from None
         try:
-            result = evaluate_eligibility(as_of=day)
+            result = evaluate_eligibility(as_of=day, job=JOB)
         except DomainError as error:
             raise CommandError(error.detail) from error
         self.stdout.write(
