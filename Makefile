@@ -10,7 +10,7 @@ RUNTIME_STAMP := $(VENV)/.installed-runtime
 DEV_STAMP := $(VENV)/.installed-dev
 
 .DEFAULT_GOAL := help
-.PHONY: help venv dev run demo lint format test messages worker beat bench bench-import clean distclean
+.PHONY: help venv dev run demo lint format test messages worker beat bench bench-import bench-evaluate clean distclean
 
 help:
 	@echo "make run       create .venv, migrate SQLite, load the demo, serve http://127.0.0.1:8000"
@@ -23,6 +23,7 @@ help:
 	@echo "make beat      the Celery beat scheduler (needs REDIS_URL)"
 	@echo "make bench     the redemption benchmark (needs a PostgreSQL DATABASE_URL)"
 	@echo "make bench-import  the registry import benchmark, 100,000 rows (needs a PostgreSQL DATABASE_URL)"
+	@echo "make bench-evaluate  the eligibility benchmark, 2,000,000 seniors, about 5 min (needs a PostgreSQL DATABASE_URL)"
 	@echo "make clean     remove caches and collected static files; distclean also .venv and db.sqlite3"
 
 $(PY):
@@ -77,6 +78,9 @@ bench: venv
 
 bench-import: venv
 	$(PY) bench/import_seniors.py --rows 100000 --repeats 3
+
+bench-evaluate: venv
+	$(PY) bench/evaluate.py --seniors 2000000 --repeats 3
 
 clean:
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -exec rm -rf {} +

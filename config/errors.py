@@ -11,7 +11,7 @@ from django.utils.functional import Promise
 class DomainError(Exception):
     code: str = "invalid_input"
 
-    def __init__(self, code: str, message: str | Promise, *, field: str | None = None, **params):
+    def __init__(self, code: str, message: str | Promise, /, *, field: str | None = None, **params):
         self.code = code
         self.message = message
         self.params = params

@@ -17,6 +17,7 @@ urlpatterns = [
     path("api/v1/", include("vouchers.api_urls")),
     re_path(r"^api/", json_not_found),  # unknown API paths answer JSON, in DEBUG too
     path("registry/", include("eligibility.urls")),
+    path("policies/", include("eligibility.policy_urls")),
     path("accounts/", include("providers.urls")),
     path("", include("vouchers.urls")),
     path("", include("billing.urls")),

@@ -86,12 +86,17 @@ def _links_by_role() -> dict[str, list[Link]]:
         _url("registry-list"),
         _("Find, register and update seniors."),
     )
+    policies = Link(
+        _("Policies"),
+        _url("policy-list"),
+        _("The policy in force, drafts and what they would change, and evaluating the registry."),
+    )
     api_docs = Link(_("API documentation"), _url("api-docs"), _("For the scanner and other systems."))
     settlement = Link(
         _("Monthly settlement"), _url("billing-periods"), _("Settled months, statements and Excel exports.")
     )
     return {
-        BUREAU: [seniors, accounts, api_docs, settlement],
+        BUREAU: [seniors, policies, accounts, api_docs, settlement],
         OFFICER: [seniors],
         WORKER: [seniors],
         PROVIDER: [api_docs],

@@ -234,7 +234,7 @@ GIVEN_FEMALE = [
 class Profile:
     """A kind of senior: the facts the rules read, and the birth years that fit them.
 
-    Tier and care-visit class follow from DESIGN.md §4.1 and §4.4 (eligibility.rules); the
+    Tier and care-visit class follow from the default policy (eligibility/default_policy.py); the
     comment on each profile says which, so a reader can check the demo covers them all.
     """
 

@@ -423,6 +423,8 @@ def describe_leaf(leaf: dict) -> str:
         en = " or ".join(fact.choices[v][1] for v in value)
         if op == "in":
             return _words(zh, en)
+        if len(value) > 1:
+            return _words(f"非（{zh}）", f"not ({en})")
         return _words(f"非{zh}", f"not {en}")
     zh = {
         ">=": f"年满{value}周岁",
@@ -464,7 +466,7 @@ def describe_check(check: dict) -> str:
     leaf, actual = check["leaf"], check["actual"]
     fact = FACTS[leaf["fact"]]
     if fact.kind == "age":
-        symbol = leaf["op"] if _leaf_holds(leaf, actual) else _NEGATED_OP[leaf["op"]]
+        symbol = _OP_SYMBOL[leaf["op"]] if _leaf_holds(leaf, actual) else _NEGATED_OP[leaf["op"]]
         return _words(f"年龄 {actual} {symbol} {leaf['value']}", f"age {actual} {symbol} {leaf['value']}")
     if fact.kind == "flag":
         return _words(*(fact.yes if actual else fact.no))
@@ -472,4 +474,5 @@ def describe_check(check: dict) -> str:
     return _words(f"{fact.label}：{zh}", f"{fact.label}: {en}")
 
 
+_OP_SYMBOL = {">=": "≥", ">": ">", "<=": "≤", "<": "<", "==": "=", "!=": "≠"}
 _NEGATED_OP = {">=": "<", ">": "≤", "<=": ">", "<": "≥", "==": "≠", "!=": "="}

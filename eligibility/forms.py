@@ -5,6 +5,8 @@ one record per person, phone formats) is the service's, and its refusal lands on
 names (`EligibilityError.field`).
 """
 
+import datetime as dt
+
 from django import forms
 from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
@@ -12,6 +14,7 @@ from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
+from config.i18n import name_in_language
 from eligibility.errors import EligibilityError
 from eligibility.models import CareVisitClass, Determination, Region, Senior, Tier
 from eligibility.selectors import MIN_PHONE_DIGITS, policy_in_force, typed_query
@@ -168,6 +171,49 @@ class StatusForm(ServiceErrorsMixin, forms.Form):
         self.fields["status"].choices = [
             (value, label) for value, label in Senior.Status.choices if value != senior.status
         ]
+
+
+# A manual tier lasts at most a year (services.set_tier_override refuses a later expiry).
+OVERRIDE_DAYS = 365
+
+
+class TierOverrideForm(ServiceErrorsMixin, forms.Form):
+    """A worker's manual tier for one senior: a tier of the policy in force, why, and until when.
+
+    The form parses; the service decides (a tier of the policy in force, a reason, an expiry from
+    today to a year ahead) and its refusal lands on the field it names.
+    """
+
+    tier_code = forms.ChoiceField(label=_("Tier"), widget=forms.RadioSelect)
+    reason = forms.CharField(
+        label=_("Reason"),
+        max_length=300,
+        help_text=_("Why the rules do not fit this senior, as you would explain it to them."),
+        widget=forms.TextInput(attrs={"autocomplete": "off"}),
+    )
+    expires_on = forms.DateField(
+        label=_("Until (date)"),
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+    )
+
+    def __init__(self, *args, tiers, today: dt.date, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["tier_code"].choices = [(tier.code, name_in_language(tier)) for tier in tiers]
+        latest = today + dt.timedelta(days=OVERRIDE_DAYS)
+        self.fields["expires_on"].help_text = _("At most a year from today: %(date)s at the latest.") % {
+            "date": latest.isoformat()
+        }
+        self.fields["expires_on"].widget.attrs.update(min=today.isoformat(), max=latest.isoformat())
+
+
+class EndTierOverrideForm(ServiceErrorsMixin, forms.Form):
+    """Ending a manual tier early: the rules decide again at once."""
+
+    end_reason = forms.CharField(
+        label=_("Why it ends"),
+        max_length=300,
+        widget=forms.TextInput(attrs={"autocomplete": "off"}),
+    )
 
 
 class ImportForm(forms.Form):

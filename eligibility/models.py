@@ -303,7 +303,8 @@ class Policy(models.Model):
     status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.DRAFT)
     effective_from = models.DateField(_("effective from"), null=True, blank=True)
     effective_until = models.DateField(_("effective until"), null=True, blank=True)
-    # Who the policy covers at all (a condition, conditions.py): outside it, no determination.
+    # Who the policy covers at all (a condition, conditions.py): outside it, no determination
+    # (unless a worker set a manual tier: a decision about one person, which evaluation keeps).
     population = models.JSONField(_("who the policy covers"), default=dict)
     based_on = models.ForeignKey(
         "self",

@@ -1,12 +1,13 @@
 """A policy compiled to SQL: the set-based half of the rule engine (the other is
 `conditions.explain`, in Python, for one senior).
 
-Each rule's condition becomes a `CASE WHEN … THEN 1 ELSE 0 END` column over the active seniors
-(through Django's query compiler, so the same code serves PostgreSQL and SQLite and every value
-is a parameter). Over those columns, one SELECT gives each senior's outcome: the most favourable
-tier among the tier rules that match (a CASE in rank order), the most intensive care-visit class
-(A, B, C), the matched rule codes as a JSON array in code order, and a worker's open override,
-which wins over the rules. Nothing is read into Python but the policy itself.
+Each rule's condition becomes a boolean column over the active seniors (through Django's query
+compiler, so the same code serves PostgreSQL and SQLite and every value is a parameter; every
+fact a condition reads is NOT NULL, so a column is never NULL). Over those columns, one SELECT
+gives each senior's outcome: the most favourable tier among the tier rules that match (a CASE in
+rank order), the most intensive care-visit class (A, B, C), the matched rule codes as a JSON
+array in code order, and a worker's open override, which wins over the rules. Nothing is read
+into Python but the policy itself.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import re
 from dataclasses import dataclass
 
 from django.db import connection
-from django.db.models import Case, IntegerField, Value, When
+from django.db.models import BooleanField, ExpressionWrapper, Value
 
 from eligibility.conditions import to_q
 from eligibility.models import Policy, PolicyRule, Senior, Tier, TierOverride
@@ -41,13 +42,16 @@ def compile_policy(policy: Policy) -> CompiledPolicy:
     return CompiledPolicy(policy=policy, rules=rules, tiers=tiers)
 
 
-def _flag(condition: dict, as_of: dt.date) -> Case:
-    return Case(When(to_q(condition, as_of), then=Value(1)), default=Value(0), output_field=IntegerField())
+def _flag(condition: dict, as_of: dt.date) -> ExpressionWrapper:
+    # The condition itself as the column: PostgreSQL inlines the column at each use (tier, class,
+    # matched codes), where a CASE … THEN 1 ELSE 0 END compared with 1 added two steps to each.
+    return ExpressionWrapper(to_q(condition, as_of), output_field=BooleanField())
 
 
 def flags_query(compiled: list[tuple[str, CompiledPolicy]], as_of: dt.date, *, senior_ids=None):
     """(sql, params): one row per active senior (id, community_id) with, for each (prefix,
-    policy), a column `{prefix}pop` (in the policy's population) and one `{prefix}r{i}` per rule."""
+    policy), a boolean column `{prefix}pop` (in the policy's population) and one `{prefix}r{i}`
+    per rule."""
     seniors = Senior.objects.filter(status=Senior.Status.ACTIVE).order_by()
     if senior_ids is not None:
         seniors = seniors.filter(id__in=senior_ids)
@@ -55,7 +59,7 @@ def flags_query(compiled: list[tuple[str, CompiledPolicy]], as_of: dt.date, *, s
     for prefix, policy in compiled:
         population = policy.policy.population
         columns[f"{prefix}pop"] = (
-            _flag(population, as_of) if population else Value(1, output_field=IntegerField())
+            _flag(population, as_of) if population else Value(True, output_field=BooleanField())
         )
         for i, rule in enumerate(policy.rules):
             columns[f"{prefix}r{i}"] = _flag(rule.condition, as_of)
@@ -63,7 +67,7 @@ def flags_query(compiled: list[tuple[str, CompiledPolicy]], as_of: dt.date, *, s
 
 
 def _any(columns: list[str]) -> str:
-    return " OR ".join(f"m.{column} = 1" for column in columns)
+    return " OR ".join(f"m.{column}" for column in columns)
 
 
 def tier_case(policy: CompiledPolicy, prefix: str) -> str:
@@ -75,7 +79,7 @@ def tier_case(policy: CompiledPolicy, prefix: str) -> str:
             whens.append(f"WHEN {_any(columns)} THEN {int(tier.pk)}")
     if not whens:
         return "CAST(NULL AS integer)"
-    return f"CASE WHEN m.{prefix}pop = 0 THEN NULL {' '.join(whens)} ELSE NULL END"
+    return f"CASE WHEN NOT m.{prefix}pop THEN NULL {' '.join(whens)} ELSE NULL END"
 
 
 def care_case(policy: CompiledPolicy, prefix: str) -> str:
@@ -89,18 +93,28 @@ def care_case(policy: CompiledPolicy, prefix: str) -> str:
             whens.append(f"WHEN {_any(columns)} THEN '{care_class}'")
     if not whens:
         return "''"
-    return f"CASE WHEN m.{prefix}pop = 0 THEN '' {' '.join(whens)} ELSE '' END"
+    return f"CASE WHEN NOT m.{prefix}pop THEN '' {' '.join(whens)} ELSE '' END"
 
 
 def matched_expression(policy: CompiledPolicy, prefix: str) -> str:
-    """SQL: the codes of the matching rules as JSON text, in code order: '["a","b"]'."""
+    """SQL: the codes of the matching rules as a JSON array in code order, ["a","b"]: jsonb on
+    PostgreSQL (built as an array, not as text parsed by a ::jsonb cast), JSON text on SQLite."""
+    if connection.vendor == "postgresql":
+        if not policy.rules:
+            return "'[]'::jsonb"
+        codes = ", ".join(
+            f"CASE WHEN m.{prefix}r{i} THEN '{rule.code}' END" for i, rule in enumerate(policy.rules)
+        )
+        return (
+            f"CASE WHEN NOT m.{prefix}pop THEN '[]'::jsonb "
+            f"ELSE to_jsonb(array_remove(ARRAY[{codes}], NULL)) END"
+        )
     if not policy.rules:
         return "'[]'"
     parts = " || ".join(
-        f"CASE WHEN m.{prefix}r{i} = 1 THEN '\"{rule.code}\",' ELSE '' END"
-        for i, rule in enumerate(policy.rules)
+        f"CASE WHEN m.{prefix}r{i} THEN '\"{rule.code}\",' ELSE '' END" for i, rule in enumerate(policy.rules)
     )
-    return f"CASE WHEN m.{prefix}pop = 0 THEN '[]' ELSE '[' || rtrim({parts}, ',') || ']' END"
+    return f"CASE WHEN NOT m.{prefix}pop THEN '[]' ELSE '[' || rtrim({parts}, ',') || ']' END"
 
 
 def override_join(policy: Policy, as_of: dt.date, alias: str = "ov") -> tuple[str, list]:
@@ -113,10 +127,10 @@ def override_join(policy: Policy, as_of: dt.date, alias: str = "ov") -> tuple[st
         LEFT JOIN (
             SELECT o.senior_id, o.id AS override_id, t.id AS tier_id
             FROM {override} o JOIN {tier} t ON t.code = o.tier_code AND t.policy_id = %s
-            WHERE o.ended_at IS NULL AND o.starts_on <= %s AND o.expires_on >= %s
+            WHERE o.ended_at IS NULL AND %s BETWEEN o.starts_on AND o.expires_on
         ) {alias} ON {alias}.senior_id = m.id
     """  # noqa: S608 - table names come from model metadata, values are parameters
-    return sql, [policy.pk, day, day]
+    return sql, [policy.pk, day]
 
 
 def outcome_query(policy: Policy, as_of: dt.date, *, senior_ids=None) -> tuple[str, list]:
@@ -126,13 +140,12 @@ def outcome_query(policy: Policy, as_of: dt.date, *, senior_ids=None) -> tuple[s
     compiled = compile_policy(policy)
     flags_sql, flags_params = flags_query([("", compiled)], as_of, senior_ids=senior_ids)
     join_sql, join_params = override_join(policy, as_of)
-    as_json = "::jsonb" if connection.vendor == "postgresql" else ""
     sql = f"""
         SELECT senior_id, tier_id, care, matched, override_id FROM (
             SELECT m.id AS senior_id,
                    COALESCE(ov.tier_id, {tier_case(compiled, "")}) AS tier_id,
                    {care_case(compiled, "")} AS care,
-                   ({matched_expression(compiled, "")}){as_json} AS matched,
+                   {matched_expression(compiled, "")} AS matched,
                    ov.override_id AS override_id
             FROM ({flags_sql}) m
             {join_sql}

@@ -385,7 +385,12 @@ class Explanation:
     override: "TierOverride | None"
     tier_rules: list[RuleVerdict]
     care_rules: list[RuleVerdict]
-    nearest: RuleVerdict | None  # the unmet rule of a more favourable tier needing fewest changes
+    # For a worker: the unmet rules of the next more favourable tier needing fewest changes.
+    nearest_rules: list[RuleVerdict]
+
+    @property
+    def nearest(self) -> RuleVerdict | None:
+        return self.nearest_rules[0] if self.nearest_rules else None
 
     @property
     def matched(self) -> list[RuleVerdict]:
@@ -426,8 +431,7 @@ def explain_senior(*, senior: Senior, as_of: dt.date, policy: Policy | None = No
             if any(v.holds and v.rule.care_visit_class == care_class for v in care_rules):
                 care = care_class
                 break
-    better = [v for v in tier_rules if not v.holds and (tier is None or v.rule.tier.rank < tier.rank)]
-    nearest = min(better, key=lambda v: (v.shortfall, v.rule.tier.rank)) if better else None
+    nearest = _nearest_rules(tier_rules, senior, as_of, ruled)
     return Explanation(
         policy=policy,
         as_of=as_of,
@@ -438,8 +442,31 @@ def explain_senior(*, senior: Senior, as_of: dt.date, policy: Policy | None = No
         override=override,
         tier_rules=tier_rules,
         care_rules=care_rules,
-        nearest=nearest,
+        nearest_rules=nearest,
     )
+
+
+def _nearest_rules(tier_rules, senior, as_of, ruled) -> list:
+    """The unmet rules of a more favourable tier that need the fewest changes, all of them, of
+    the next such tier up; those missing the fewest years of age first.
+
+    Measured from the tier the rules give, not a manual one (it tells the worker whether the
+    facts would carry the senior there). All of the tied ones, because under the default policy
+    ties are the rule: every senior who is not subsidized misses several one-fact rules.
+    """
+    rank = min((tier.rank for tier in ruled), default=None)
+    better = [v for v in tier_rules if not v.holds and (rank is None or v.rule.tier.rank < rank)]
+    if not better:
+        return []
+    fewest = min(v.shortfall for v in better)
+    next_up = max(v.rule.tier.rank for v in better if v.shortfall == fewest)
+    nearest = [v for v in better if v.shortfall == fewest and v.rule.tier.rank == next_up]
+
+    def years_missing(verdict) -> int:
+        failed = conditions.explain(verdict.rule.condition, senior, as_of).failed
+        return sum(abs(c["leaf"]["value"] - c["actual"]) for c in failed if c["leaf"]["fact"] == "age")
+
+    return sorted(nearest, key=lambda v: (years_missing(v), v.rule.code))
 
 
 def open_override(*, senior: Senior) -> "TierOverride | None":

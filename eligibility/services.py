@@ -3,6 +3,7 @@
 import contextlib
 import datetime as dt
 import logging
+import re
 from dataclasses import dataclass
 
 from django.core.cache import cache
@@ -194,11 +195,25 @@ def register_senior(
 
 def reevaluate_seniors(*, senior_ids: list[int], by) -> "EvaluationResult | None":
     """Evaluate the given seniors now, so the registry shows the tier their facts give today;
-    nothing when no policy is in force yet (a new install). Their vouchers keep their terms."""
-    today = local_date(timezone.now())
-    if not senior_ids or policy_in_force(as_of=today) is None:
+    nothing when no policy is in force yet (a new install). Their vouchers keep their terms.
+
+    As of today, or as of a later day where their current determination already looks ahead:
+    the month-end run decides next month (as of the 1st, under the version in force then), and
+    an edit on the evening between it and issuance must not put the senior back under this
+    month's version for next month's voucher."""
+    if not senior_ids:
         return None
-    return evaluate_eligibility(as_of=today, determined_by=by, senior_ids=senior_ids)
+    today = local_date(timezone.now())
+    ahead = (
+        Determination.objects.filter(senior_id__in=senior_ids, is_current=True, as_of__gt=today)
+        .order_by("-as_of")
+        .values_list("as_of", flat=True)
+        .first()
+    )
+    as_of = ahead or today
+    if policy_in_force(as_of=as_of) is None:
+        return None
+    return evaluate_eligibility(as_of=as_of, determined_by=by, senior_ids=senior_ids)
 
 
 def apply_senior_changes(senior: Senior, values: dict) -> list[str]:
@@ -343,10 +358,11 @@ def evaluate_eligibility(
     """Evaluate every active senior (or the given ones) against the policy in force on `as_of`.
 
     A handful of set-based statements (eligibility.policy_sql), whatever the size of the city:
-    the outcomes into a temporary table; retire the current determination of each senior who no
-    longer has an outcome (moved away, deceased, outside the policy's population); end the
-    current determination where the outcome changed (policy, tier, class, matched rules,
-    override); insert the new ones. No Python loop over seniors, no list of ids in memory.
+    the outcomes compared with the current determinations in one join, and only the differences
+    into a temporary table; retire the current determination of each senior who no longer has an
+    outcome (moved away, deceased, outside the policy's population); end the current
+    determination where the outcome changed (policy, tier, class, matched rules, override);
+    insert the new ones. No Python loop over seniors, no list of ids in memory.
     `progress(step, steps)`, if given, is called after each statement. Attributable: the user,
     or the scheduled job by name. Refuses `no_policy` when none is in force.
     """
@@ -354,41 +370,63 @@ def evaluate_eligibility(
     if policy is None:
         raise EligibilityError("no_policy", _("No policy is in force on %(date)s."), date=as_of.isoformat())
     progress = progress or (lambda step, steps: None)
+    if senior_ids is not None and not senior_ids:  # no one to evaluate
+        return EvaluationResult(as_of=as_of, policy=policy, evaluated=0, changed=0, retired=0)
     determination = Determination._meta.db_table
     postgres = connection.vendor == "postgresql"
     same = "IS NOT DISTINCT FROM" if postgres else "IS"
     matched_equal = "d.matched_rules = o.matched" if postgres else "json(d.matched_rules) = json(o.matched)"
     outcome_sql, outcome_params = policy_sql.outcome_query(policy, as_of, senior_ids=senior_ids)
+    in_scope, scope_params = "", []
+    if senior_ids is not None:
+        ids = sorted(set(senior_ids))
+        in_scope = f" AND d.senior_id IN ({', '.join(['%s'] * len(ids))})" if ids else " AND 1 = 0"
+        scope_params = ids
+    current_sql = f"""SELECT d.id, d.senior_id, d.policy_id, d.tier_id, d.care_visit_class, d.matched_rules,
+        d.override_id FROM {determination} d WHERE d.is_current = %s{in_scope}"""  # noqa: S608 - names from model metadata, values are parameters
+    unchanged = f"""d.policy_id = %s AND d.tier_id {same} o.tier_id AND d.care_visit_class = o.care
+        AND {matched_equal} AND d.override_id {same} o.override_id"""
+    columns = "o.senior_id, o.tier_id, o.care, o.matched, o.override_id"
+    if postgres:
+        # One pass over the city: a FULL JOIN pairs each outcome with the current determination;
+        # only the pairs that differ are kept (none when nothing changed, so a re-run writes nothing).
+        changes_sql = f"""SELECT {columns}, d.id AS current_id
+            FROM ({outcome_sql}) o FULL JOIN ({current_sql}) d ON d.senior_id = o.senior_id
+            WHERE o.senior_id IS NULL OR d.id IS NULL OR NOT ({unchanged})"""  # noqa: S608 - names from model metadata, values are parameters
+        changes_params = [*outcome_params, True, *scope_params, policy.pk]
+    else:
+        # SQLite before 3.39 has no FULL JOIN: its two halves.
+        changes_sql = f"""SELECT {columns}, d.id AS current_id
+            FROM ({outcome_sql}) o LEFT JOIN ({current_sql}) d ON d.senior_id = o.senior_id
+            WHERE d.id IS NULL OR NOT ({unchanged})
+            UNION ALL
+            SELECT NULL, NULL, NULL, NULL, NULL, d.id FROM ({current_sql}) d
+            WHERE d.senior_id NOT IN (SELECT o.senior_id FROM ({outcome_sql}) o)"""  # noqa: S608 - names from model metadata, values are parameters
+        changes_params = [
+            *outcome_params, True, *scope_params, policy.pk, True, *scope_params, *outcome_params
+        ]  # fmt: skip
     with connection.cursor() as cursor:
         cursor.execute(f"DROP TABLE IF EXISTS {OUTCOME_TABLE}")
-        cursor.execute(f"CREATE TEMPORARY TABLE {OUTCOME_TABLE} AS {outcome_sql}", outcome_params)
+        cursor.execute(f"CREATE TEMPORARY TABLE {OUTCOME_TABLE} AS {changes_sql}", changes_params)
         if postgres:
-            cursor.execute(f"ANALYZE {OUTCOME_TABLE}")
-        cursor.execute(f"SELECT COUNT(*) FROM {OUTCOME_TABLE}")  # noqa: S608 - names from model metadata, values are parameters
-        evaluated = cursor.fetchone()[0]
+            cursor.execute(f"ANALYZE {OUTCOME_TABLE}")  # few rows or many: the next plans depend on it
         progress(1, EVALUATION_STEPS)
 
-        in_scope, scope_params = "", []
-        if senior_ids is not None:
-            ids = sorted(set(senior_ids))
-            in_scope = f" AND d.senior_id IN ({', '.join(['%s'] * len(ids))})" if ids else " AND 1 = 0"
-            scope_params = ids
         # Seniors in scope with no outcome any more lose their current determination.
         retired = _execute(
             cursor,
-            f"""UPDATE {determination} AS d SET is_current = %s WHERE d.is_current = %s{in_scope}
-                AND NOT EXISTS (SELECT 1 FROM {OUTCOME_TABLE} o WHERE o.senior_id = d.senior_id)""",  # noqa: S608 - names from model metadata, values are parameters
-            [False, True, *scope_params],
+            f"""UPDATE {determination} SET is_current = %s WHERE is_current = %s AND id IN (
+                SELECT c.current_id FROM {OUTCOME_TABLE} c WHERE c.senior_id IS NULL)""",  # noqa: S608 - names from model metadata, values are parameters
+            [False, True],
         )
         progress(2, EVALUATION_STEPS)
         # Where the outcome changed, the current determination ends ...
         _execute(
             cursor,
-            f"""UPDATE {determination} AS d SET is_current = %s FROM {OUTCOME_TABLE} o
-                WHERE o.senior_id = d.senior_id AND d.is_current = %s AND NOT (
-                    d.policy_id = %s AND d.tier_id {same} o.tier_id AND d.care_visit_class = o.care
-                    AND {matched_equal} AND d.override_id {same} o.override_id)""",  # noqa: S608 - names from model metadata, values are parameters
-            [False, True, policy.pk],
+            f"""UPDATE {determination} SET is_current = %s WHERE is_current = %s AND id IN (
+                SELECT c.current_id FROM {OUTCOME_TABLE} c
+                WHERE c.senior_id IS NOT NULL AND c.current_id IS NOT NULL)""",  # noqa: S608 - names from model metadata, values are parameters
+            [False, True],
         )
         progress(3, EVALUATION_STEPS)
         # ... and a new one begins, as does the first of a senior who had none.
@@ -398,10 +436,8 @@ def evaluate_eligibility(
             f"""INSERT INTO {determination} (
                     senior_id, policy_id, tier_id, care_visit_class, matched_rules, override_id,
                     as_of, is_current, determined_at, determined_by_id, determined_by_job)
-                SELECT o.senior_id, %s, o.tier_id, o.care, o.matched, o.override_id, %s, %s, %s, %s, %s
-                FROM {OUTCOME_TABLE} o
-                WHERE NOT EXISTS (
-                    SELECT 1 FROM {determination} d WHERE d.senior_id = o.senior_id AND d.is_current = %s)""",  # noqa: S608 - names from model metadata, values are parameters
+                SELECT c.senior_id, %s, c.tier_id, c.care, c.matched, c.override_id, %s, %s, %s, %s, %s
+                FROM {OUTCOME_TABLE} c WHERE c.senior_id IS NOT NULL""",  # noqa: S608 - names from model metadata, values are parameters
             [
                 policy.pk,
                 ops.adapt_datefield_value(as_of),
@@ -409,11 +445,17 @@ def evaluate_eligibility(
                 ops.adapt_datetimefield_value(timezone.now()),
                 determined_by.pk if determined_by is not None else None,
                 job[:80],
-                True,
             ],
         )
         progress(4, EVALUATION_STEPS)
         cursor.execute(f"DROP TABLE {OUTCOME_TABLE}")
+        # Every senior in scope with an outcome now has exactly one current determination (and
+        # no one else does), so counting them counts the outcomes.
+        cursor.execute(
+            f"SELECT COUNT(*) FROM {determination} d WHERE d.is_current = %s{in_scope}",  # noqa: S608 - names from model metadata, values are parameters
+            [True, *scope_params],
+        )
+        evaluated = cursor.fetchone()[0]
     progress(5, EVALUATION_STEPS)
     return EvaluationResult(as_of=as_of, policy=policy, evaluated=evaluated, changed=changed, retired=retired)
 
@@ -421,6 +463,7 @@ def evaluate_eligibility(
 # --- Policies: drafts, activation, overrides, evaluation runs ----------------------------------
 
 POLICY_FIELDS = ("name", "name_en", "population")
+SLUG = re.compile(r"^[-a-zA-Z0-9_]{1,40}$")
 TIER_FIELDS = ("code", "name", "name_en", "rank", "government_share_rate", "monthly_face_value")
 RULE_FIELDS = ("code", "label", "label_en", "tier", "care_visit_class", "condition")
 
@@ -455,6 +498,12 @@ def copy_policy(*, policy: Policy, by, code: str | None = None, name: str | None
     a draft (one at a time per code, so `--draft CODE` names one)."""
     _require(by, "eligibility.add_policy", _("You may not draft policies."))
     code = (code or policy.code).strip()
+    if not SLUG.match(code):
+        raise EligibilityError(
+            "invalid_input",
+            _("A policy code is letters, digits, hyphens and underscores, such as default-2027."),
+            field="code",
+        )
     if Policy.objects.filter(code=code, status=Policy.Status.DRAFT).exists():
         raise EligibilityError(
             "draft_exists", _("%(code)s already has a draft; edit that one or delete it first."), code=code
@@ -612,7 +661,25 @@ def activate_policy(*, policy: Policy, effective_from: dt.date, by, today: dt.da
         raise EligibilityError(
             "invalid_input", _("A policy needs at least one tier and a rule that grants it.")
         )
+    # Every condition is checked again: one may have been stored by another way than save_rule
+    # (the admin), and a published policy cannot be corrected.
+    if policy.population:
+        _valid_condition(policy.population, field="population")
+    for rule in policy.rules.all():
+        try:
+            conditions.validate(rule.condition)
+        except conditions.ConditionError as error:
+            raise EligibilityError(
+                "invalid_condition",
+                "%(rule)s: %(detail)s",
+                field="condition",
+                rule=rule.code,
+                detail=error.detail,
+            ) from None
     published = Policy.objects.select_for_update().exclude(status=Policy.Status.DRAFT)
+    # Lock every published version first (waiting for a concurrent activation to commit), then
+    # decide on what is committed: the checks below read afresh after the wait.
+    list(published.order_by("pk"))
     later = published.filter(effective_from__gte=effective_from).order_by("effective_from").first()
     if later is not None:
         raise EligibilityError(
@@ -635,8 +702,19 @@ def activate_policy(*, policy: Policy, effective_from: dt.date, by, today: dt.da
     policy.effective_until = None
     policy.activated_at = timezone.now()
     policy.activated_by = by
-    policy.save(update_fields=["status", "effective_from", "effective_until", "activated_at", "activated_by"])
+    try:
+        with transaction.atomic():
+            policy.save(
+                update_fields=["status", "effective_from", "effective_until", "activated_at", "activated_by"]
+            )
+    except IntegrityError:  # the database's one-in-force-per-date, should a race get this far
+        raise EligibilityError(
+            "policy_overlap", _("Another version is already in force from that date."), field="effective_from"
+        ) from None
     return policy
+
+
+REPLACED_OVERRIDE = "replaced"  # the end reason of a manual tier a newer one replaced
 
 
 @transaction.atomic
@@ -658,7 +736,7 @@ def set_tier_override(
         raise EligibilityError(
             "invalid_input", _("A manual tier expires within a year from today."), field="expires_on"
         )
-    _end_open_override(senior=senior, by=by, reason="replaced")
+    _end_open_override(senior=senior, by=by, reason=REPLACED_OVERRIDE)
     override = TierOverride.objects.create(
         senior=senior,
         tier_code=tier_code,
@@ -731,7 +809,10 @@ def finish_evaluation(*, run_id: int) -> EvaluationRun:
         EvaluationRun.objects.filter(pk=run.pk).update(
             state=EvaluationRun.State.FAILED, error=str(detail)[:300], finished_at=timezone.now()
         )
-        raise
+        # The run says it failed, and why; the log has the traceback. Not raised again: with
+        # tasks inline (no broker) it would turn the bureau's page into an error page.
+        run.refresh_from_db()
+        return run
     EvaluationRun.objects.filter(pk=run.pk).update(
         state=EvaluationRun.State.DONE,
         policy=result.policy,

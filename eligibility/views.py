@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.db.models import BooleanField, DateField, QuerySet
+from django.db.models import BooleanField, DateField, F, QuerySet
 from django.http import FileResponse, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -26,20 +26,32 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from config import pages
-from config.i18n import name_in_language
-from eligibility import importer, selectors, services
+from config.i18n import in_language, name_in_language
+from eligibility import conditions, importer, selectors, services
 from eligibility.errors import EligibilityError
 from eligibility.exports import export_registry
 from eligibility.forms import (
     FILTER_NAMES,
+    EndTierOverrideForm,
     ImportForm,
     RegistryFilterForm,
     RegistrySearchForm,
     SeniorForm,
     StatusForm,
+    TierOverrideForm,
     field_label,
 )
-from eligibility.models import ImportJob, PolicyRule, Region, Senior, mask_id_card_number
+from eligibility.models import (
+    Determination,
+    ImportJob,
+    Policy,
+    PolicyRule,
+    Region,
+    Senior,
+    Tier,
+    TierOverride,
+    mask_id_card_number,
+)
 from eligibility.panels import render_senior_panels
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -123,8 +135,11 @@ def registry_list(request):
     form = RegistrySearchForm({"q": query, **filter_data}, communities=communities)
     filters = form.filters()
     seniors = _filtered_seniors(request, form, query)
-    rows = selectors.with_current_determination(seniors.select_related("community")).order_by(
-        "community__path", "name_initials", "id"
+    rows = (
+        selectors.with_current_determination(seniors.select_related("community"))
+        # A manual tier is marked as one (the same join as the tier's).
+        .annotate(current_override_id=F("current__override_id"))
+        .order_by("community__path", "name_initials", "id")
     )
     page = Paginator(rows, PER_PAGE).get_page(request.GET.get("page"))
     key = request.GET.get("s") if query else None
@@ -259,57 +274,387 @@ def _facts(senior: Senior) -> list[tuple[str, str]]:
     return choices + flags
 
 
-def _determination(senior: Senior) -> dict | None:
-    determination = selectors.current_determination(senior=senior)
-    if determination is None:
-        return None
-    rules = {
+# --- The "why" panel: the stored determination, and today's reasons in plain words -------------
+
+
+@dataclass(frozen=True)
+class ShownRule:
+    """One rule as the panel shows it: its label, what it grants, the condition in plain words
+    (only where it says more than the label), and the checks that decided it ("年龄 82 ≥ 80")."""
+
+    code: str
+    label: str
+    grants: str
+    words: str
+    checks: list[str]
+    holds_today: bool = True
+
+
+@dataclass
+class WhyPanel:
+    determination: Determination | None
+    tier_name: str | None  # the stored tier (None: no tier)
+    care_class: str
+    care_class_label: str
+    policy_name: str
+    determined_by: str
+    tier_rules: list[ShownRule]
+    care_rules: list[ShownRule]
+    override: TierOverride | None  # the manual tier the stored determination comes from
+    override_tier_name: str
+    override_set_by: str
+    rule_tier_name: str | None  # what the matched rules alone give (shown beside an override)
+    policy: Policy | None  # in force today
+    current_policy_name: str
+    explained: bool  # today's facts were run through the rules (a policy is in force)
+    in_population: bool
+    population_words: str
+    today_outcome: str | None  # what the rules give today, where it differs from what is stored
+    other_policy: bool  # determined under another policy than the one in force
+    nearest: list[ShownRule]  # for a worker: the nearest rules of a better tier not met
+    show_nearest: bool
+    stranded_override: TierOverride | None  # an open manual tier the policy in force cannot apply
+    stranded_tier_name: str
+
+
+def _care_label(care_class: str) -> str:
+    return _("Class %(class)s") % {"class": care_class}
+
+
+def _policy_name(policy) -> str:
+    return _("%(name)s (version %(version)s)") % {
+        "name": in_language(policy.name, policy.name_en),
+        "version": policy.version,
+    }
+
+
+def _person(user) -> str:
+    return (user.get_full_name() or user.get_username()) if user else "—"
+
+
+def _outcome_words(tier_name: str | None, care_class: str) -> str:
+    tier = tier_name or _("no tier")
+    if not care_class:
+        return tier
+    return _("%(tier)s, care-visit class %(class)s") % {"tier": tier, "class": care_class}
+
+
+def _beyond(words: str, label: str) -> str:
+    """The condition's words where they say more than the rule's label, else nothing."""
+    return "" if words.strip().casefold() == label.strip().casefold() else words
+
+
+def _shown(verdict: selectors.RuleVerdict) -> ShownRule:
+    rule = verdict.rule
+    label = rule.label_in_language
+    return ShownRule(
+        code=rule.code,
+        label=label,
+        grants=name_in_language(rule.tier) if rule.tier else _care_label(rule.care_visit_class),
+        words=_beyond(verdict.words, label),
+        checks=verdict.checks,
+        holds_today=verdict.holds,
+    )
+
+
+def _stored_rule(rule: PolicyRule) -> ShownRule:
+    """A matched rule of another policy than the one in force (a determination made before a new
+    version took over): its words, but no checks, as today's explanation does not run it."""
+    label = rule.label_in_language
+    return ShownRule(
+        code=rule.code,
+        label=label,
+        grants=name_in_language(rule.tier) if rule.tier else _care_label(rule.care_visit_class),
+        words=_beyond(conditions.describe(rule.condition), label),
+        checks=[],
+    )
+
+
+def _matched_rules(determination: Determination, verdicts: dict) -> tuple[list[ShownRule], list[ShownRule]]:
+    """(tier rules, care rules) the determination records as matched, the rule of the most
+    favourable tier first; checked against today's facts where the policy in force holds them."""
+    codes = list(determination.matched_rules)
+    missing = [code for code in codes if code not in verdicts]
+    stored = {
         rule.code: rule
         for rule in PolicyRule.objects.select_related("tier").filter(
-            policy=determination.policy, code__in=determination.matched_rules
+            policy=determination.policy, code__in=missing
         )
     }
-    # The rule that gave the tier first: most favourable tier, then the others.
-    codes = sorted(
-        determination.matched_rules,
-        key=lambda code: rules[code].tier.rank if code in rules and rules[code].tier else 99,
+    rules = []
+    for code in codes:
+        if code in verdicts:
+            rules.append((verdicts[code].rule, _shown(verdicts[code])))
+        elif code in stored:
+            rules.append((stored[code], _stored_rule(stored[code])))
+        else:  # a code no policy holds any more stands for itself
+            rules.append((None, ShownRule(code, code, "", "", [])))
+    rules.sort(key=lambda pair: (pair[0].tier.rank if pair[0] and pair[0].tier else 99, pair[1].code))
+    tier_rules = [shown for rule, shown in rules if rule is None or rule.tier_id]
+    care_rules = sorted(
+        (shown for rule, shown in rules if rule is not None and not rule.tier_id),
+        key=lambda shown: (shown.grants, shown.code),
     )
-    reasons = [
-        {
-            "text": rules[code].label_in_language if code in rules else code,
-            "tier": name_in_language(rules[code].tier) if code in rules and rules[code].tier else None,
-            "care": code in rules and not rules[code].tier_id,
-        }
-        for code in codes
-    ]
-    return {
-        "tier": name_in_language(determination.tier) if determination.tier else None,
-        "care_class": determination.care_visit_class,
-        "care_class_label": determination.get_care_visit_class_display(),
-        "as_of": determination.as_of,
-        "policy": determination.policy,
-        "tier_reasons": [reason for reason in reasons if not reason["care"]],
-        "care_reasons": [reason for reason in reasons if reason["care"]],
+    return tier_rules, care_rules
+
+
+def _determined_by(determination: Determination) -> str:
+    if determination.determined_by_id:
+        return _person(determination.determined_by)
+    return determination.determined_by_job or _("the system")
+
+
+def why_panel(
+    senior: Senior, *, today: dt.date, worker: bool, open_override: TierOverride | None
+) -> WhyPanel:
+    """The tier and class as stored in the current determination, each matched rule in plain
+    words with the checks that decide it on `today`, and for a worker the nearest rule of a
+    more favourable tier not met. The stored determination stays the source of the tier shown."""
+    determination = selectors.current_determination(senior=senior)
+    active = senior.status == Senior.Status.ACTIVE
+    explanation = selectors.explain_senior(senior=senior, as_of=today) if active else None
+    policy = (
+        explanation.policy if explanation else (selectors.policy_in_force(as_of=today) if active else None)
+    )
+    verdicts = (
+        {v.rule.code: v for v in [*explanation.tier_rules, *explanation.care_rules]} if explanation else {}
+    )
+
+    tier_rules, care_rules = _matched_rules(determination, verdicts) if determination else ([], [])
+    override = rule_tier_name = None
+    if determination is not None and determination.override_id:
+        override = TierOverride.objects.select_related("created_by").get(pk=determination.override_id)
+        # The rules alone: the most favourable tier among the matched rules (shown first).
+        rule_tier_name = tier_rules[0].grants if tier_rules and tier_rules[0].grants else None
+
+    today_outcome = None
+    if explanation is not None:
+        today_tier = name_in_language(explanation.tier) if explanation.tier else None
+        stored_tier = name_in_language(determination.tier) if determination and determination.tier else None
+        stored_care = determination.care_visit_class if determination else ""
+        if (today_tier, explanation.care_class) != (stored_tier, stored_care) and (
+            today_tier or explanation.care_class or determination
+        ):
+            today_outcome = _outcome_words(today_tier, explanation.care_class)
+
+    nearest = []
+    if worker and explanation is not None:
+        nearest = [_shown(verdict) for verdict in explanation.nearest_rules]
+
+    # An open manual tier in its window that the policy in force has no tier for does not apply.
+    stranded = (
+        open_override
+        if explanation is not None
+        and explanation.override is None
+        and open_override is not None
+        and open_override.starts_on <= today <= open_override.expires_on
+        else None
+    )
+
+    return WhyPanel(
+        determination=determination,
+        tier_name=name_in_language(determination.tier) if determination and determination.tier else None,
+        care_class=determination.care_visit_class if determination else "",
+        care_class_label=determination.get_care_visit_class_display() if determination else "",
+        policy_name=_policy_name(determination.policy) if determination else "",
+        determined_by=_determined_by(determination) if determination else "",
+        tier_rules=tier_rules,
+        care_rules=care_rules,
+        override=override,
+        override_tier_name=name_in_language(determination.tier) if override and determination.tier else "",
+        override_set_by=_person(override.created_by) if override else "",
+        rule_tier_name=rule_tier_name,
+        policy=policy,
+        current_policy_name=_policy_name(policy) if policy else "",
+        explained=explanation is not None,
+        in_population=explanation.in_population if explanation else True,
+        population_words=explanation.population_words if explanation else "",
+        today_outcome=today_outcome,
+        other_policy=bool(determination and policy and determination.policy_id != policy.pk),
+        nearest=nearest,
+        show_nearest=worker and explanation is not None and explanation.in_population,
+        stranded_override=stranded,
+        stranded_tier_name=_tier_names([stranded.tier_code], policy=policy)[stranded.tier_code]
+        if stranded
+        else "",
+    )
+
+
+# --- Manual tiers (人工认定) ------------------------------------------------------------------------
+
+
+# services.set_tier_override ends the open manual tier it replaces with this reason.
+REPLACED = services.REPLACED_OVERRIDE
+
+
+@dataclass(frozen=True)
+class OverrideEntry:
+    override: TierOverride
+    tier_name: str
+    set_by: str
+    ended_by: str
+    state: str  # in_force | upcoming | expired | ended | replaced
+
+
+def _tier_names(codes, *, policy) -> dict[str, str]:
+    """{tier code: name in the active language}: the policy in force's name, else the newest
+    policy's that has the code, else the code itself."""
+    names = {}
+    tiers = Tier.objects.filter(code__in=set(codes)).select_related("policy")
+    for tier in sorted(tiers, key=lambda t: (t.policy_id != (policy.pk if policy else None), -t.policy_id)):
+        names.setdefault(tier.code, name_in_language(tier))
+    return {code: names.get(code, code) for code in codes}
+
+
+def override_history(senior: Senior, *, today: dt.date, policy) -> list[OverrideEntry]:
+    """Every manual tier the senior has had, newest first: tier, reason, who set it, its window,
+    and who ended it and why."""
+    overrides = list(
+        TierOverride.objects.filter(senior=senior).select_related("created_by", "ended_by").order_by("-id")
+    )
+    names = _tier_names([o.tier_code for o in overrides], policy=policy)
+    entries = []
+    for override in overrides:
+        if override.ended_at is not None:
+            state = "replaced" if override.end_reason == REPLACED else "ended"
+        elif override.expires_on < today:
+            state = "expired"
+        elif override.starts_on > today:
+            state = "upcoming"
+        else:
+            state = "in_force"
+        entries.append(
+            OverrideEntry(
+                override=override,
+                tier_name=names[override.tier_code],
+                set_by=_person(override.created_by),
+                ended_by=_person(override.ended_by) if override.ended_by_id else "",
+                state=state,
+            )
+        )
+    return entries
+
+
+def _may_set_override(user, *, can_change: bool) -> bool:
+    """A worker who may change the senior (officers are read-only) and may set manual tiers."""
+    return can_change and user.has_perm("eligibility.add_tieroverride")
+
+
+def _may_end_override(user, *, can_change: bool) -> bool:
+    return can_change and user.has_perm("eligibility.change_tieroverride")
+
+
+def _override_tiers(policy):
+    return list(policy.tiers.order_by("rank")) if policy else []
+
+
+def _senior_page(request, senior: Senior, *, override_form=None, end_form=None, status: int = 200):
+    today = timezone.localdate()
+    full_id = selectors.may_see_full_id_card_number(request.user)
+    can_change = selectors.can_change(request.user, senior)
+    open_override = selectors.open_override(senior=senior)
+    why = why_panel(senior, today=today, worker=can_change, open_override=open_override)
+    active = senior.status == Senior.Status.ACTIVE
+    may_set = active and why.policy is not None and _may_set_override(request.user, can_change=can_change)
+    may_end = open_override is not None and _may_end_override(request.user, can_change=can_change)
+    if may_set and override_form is None:
+        override_form = TierOverrideForm(tiers=_override_tiers(why.policy), today=today)
+    if may_end and end_form is None:
+        end_form = EndTierOverrideForm()
+    overrides = override_history(senior, today=today, policy=why.policy)
+    context = {
+        "senior": senior,
+        "id_card_number": senior.id_card_number if full_id else senior.masked_id_card_number,
+        "facts": _facts(senior),
+        "why": why,
+        "overrides": overrides,
+        "open_override": open_override,
+        "open_override_tier_name": next(
+            (
+                entry.tier_name
+                for entry in overrides
+                if open_override and entry.override.pk == open_override.pk
+            ),
+            "",
+        ),
+        "override_form": override_form if may_set else None,
+        "end_form": end_form if may_end else None,
+        "panels": render_senior_panels(request, senior),
+        "history": senior_history(senior),
+        "can_change": can_change,
+        "age": services.age_on(senior.birth_date, today),
+        "today": today,
+        "labels": {name: field_label(name) for name in SHOWN_FIELDS},
     }
+    return render(request, "registry/senior.html", context, status=status)
 
 
 @require_GET
 @requires("eligibility.view_senior")
 def senior_detail(request, senior_id: int):
+    return _senior_page(request, _visible_senior(request, senior_id))
+
+
+def _back_to_why(senior: Senior):
+    return redirect(f"{reverse('registry-senior', args=[senior.pk])}#eligibility")
+
+
+@requires("eligibility.view_senior")
+@require_POST
+def override_set(request, senior_id: int):
+    """Set (or replace) a senior's manual tier: services.set_tier_override; refusals on their field."""
     senior = _visible_senior(request, senior_id)
-    full_id = selectors.may_see_full_id_card_number(request.user)
-    context = {
-        "senior": senior,
-        "id_card_number": senior.id_card_number if full_id else senior.masked_id_card_number,
-        "facts": _facts(senior),
-        "determination": _determination(senior),
-        "panels": render_senior_panels(request, senior),
-        "history": senior_history(senior),
-        "can_change": selectors.can_change(request.user, senior),
-        "age": services.age_on(senior.birth_date, timezone.localdate()),
-        "labels": {name: field_label(name) for name in SHOWN_FIELDS},
-    }
-    return render(request, "registry/senior.html", context)
+    if not _may_set_override(request.user, can_change=selectors.can_change(request.user, senior)):
+        return forbidden(request, READ_ONLY)
+    if senior.status != Senior.Status.ACTIVE:  # the page offers no form: a stale or forged post
+        messages.error(request, _("Only an active senior has a tier."))
+        return _back_to_why(senior)
+    today = timezone.localdate()
+    form = TierOverrideForm(
+        request.POST, tiers=_override_tiers(selectors.policy_in_force(as_of=today)), today=today
+    )
+    if form.is_valid():
+        try:
+            override = services.set_tier_override(senior=senior, by=request.user, **form.cleaned_data)
+        except EligibilityError as error:
+            if error.code == "not_permitted":
+                return forbidden(request, error.detail)
+            form.add_service_error(error)
+        else:
+            tier = _tier_names([override.tier_code], policy=selectors.policy_in_force(as_of=today))
+            messages.success(
+                request,
+                _("Manual tier %(tier)s until %(date)s.")
+                % {"tier": tier[override.tier_code], "date": override.expires_on.isoformat()},
+            )
+            return _back_to_why(senior)
+    return _senior_page(request, senior, override_form=form, status=400)
+
+
+@requires("eligibility.view_senior")
+@require_POST
+def override_end(request, senior_id: int):
+    """End a senior's open manual tier with a reason: services.end_tier_override."""
+    senior = _visible_senior(request, senior_id)
+    if not _may_end_override(request.user, can_change=selectors.can_change(request.user, senior)):
+        return forbidden(request, READ_ONLY)
+    form = EndTierOverrideForm(request.POST)
+    if form.is_valid():
+        try:
+            ended = services.end_tier_override(
+                senior=senior, by=request.user, reason=form.cleaned_data["end_reason"]
+            )
+        except EligibilityError as error:
+            if error.code == "not_permitted":
+                return forbidden(request, error.detail)
+            form.add_service_error(error)
+        else:
+            if ended:
+                messages.success(request, _("The manual tier has ended; the rules decide the tier again."))
+            else:
+                messages.info(request, _("There is no manual tier to end."))
+            return _back_to_why(senior)
+    return _senior_page(request, senior, end_form=form, status=400)
 
 
 # --- Register, edit, status -----------------------------------------------------------------------

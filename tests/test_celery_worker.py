@@ -137,22 +137,15 @@ def _stop(process) -> None:
             process.wait(timeout=10)
 
 
-def test_a_settlement_task_runs_on_a_real_worker_through_redis(
-    needs_postgres_and_redis, transactional_db, tmp_path, monkeypatch
-):
-    from billing.tasks import settle_month
-
-    # given a past month with two committed redemptions and a worker on a queue of its own
-    provider = _month_with_two_redemptions()
-    assert not Statement.objects.exists()
+def _run_on_a_worker(task, args, tmp_path, monkeypatch):
+    """Send `task` through Redis to a worker on a queue of its own; its outcome."""
     monkeypatch.setattr(celery_app.conf, "task_always_eager", False)
-    queue = f"test-settle-{uuid.uuid4().hex[:12]}"
+    queue = f"test-{task.name.rsplit('.', 1)[-1]}-{uuid.uuid4().hex[:12]}"
     log_path = tmp_path / "worker.log"
     worker, log = _start_worker(queue, log_path)
     succeeded = False
     try:
-        # when the settlement is sent through Redis
-        result = settle_month.apply_async(args=[f"{MONTH:%Y-%m}"], queue=queue)
+        result = task.apply_async(args=args, queue=queue)
         assert not isinstance(result, EagerResult)
         deadline = time.monotonic() + WORKER_TIMEOUT
         while not result.ready():
@@ -166,6 +159,20 @@ def test_a_settlement_task_runs_on_a_real_worker_through_redis(
         log.close()
         if not succeeded:
             print("---- Celery worker output ----\n" + log_path.read_text(errors="replace"))
+    return outcome
+
+
+def test_a_settlement_task_runs_on_a_real_worker_through_redis(
+    needs_postgres_and_redis, transactional_db, tmp_path, monkeypatch
+):
+    from billing.tasks import settle_month
+
+    # given a past month with two committed redemptions
+    provider = _month_with_two_redemptions()
+    assert not Statement.objects.exists()
+
+    # when the settlement is sent through Redis to a worker
+    outcome = _run_on_a_worker(settle_month, [f"{MONTH:%Y-%m}"], tmp_path, monkeypatch)
 
     # then the worker wrote the provider's statement, with totals to the fen
     assert isinstance(outcome, dict)
@@ -175,3 +182,29 @@ def test_a_settlement_task_runs_on_a_real_worker_through_redis(
     assert statement.government_total == Money("90.50", "CNY")  # 80.00 + 70% of 15.00
     assert statement.senior_total == Money("4.50", "CNY")
     assert statement.lines.count() == 2
+
+
+def test_an_evaluation_run_from_the_bureau_runs_on_a_real_worker(
+    needs_postgres_and_redis, transactional_db, tmp_path, monkeypatch
+):
+    from eligibility.models import Determination, EvaluationRun
+    from eligibility.selectors import evaluation_progress
+    from eligibility.services import EVALUATION_STEPS
+    from eligibility.tasks import run_evaluation
+
+    # given two registered seniors whose determinations were lost, and a queued run
+    _month_with_two_redemptions()
+    Determination.objects.filter(is_current=True).update(is_current=False)
+    run = EvaluationRun.objects.create(as_of=MONTH, job="test")
+
+    # when a worker takes the run through Redis
+    outcome = _run_on_a_worker(run_evaluation, [run.pk], tmp_path, monkeypatch)
+
+    # then it evaluated both, recorded what it did, and the progress bar is full
+    run.refresh_from_db()
+    assert (outcome, run.state, run.evaluated, run.changed) == ("done", "done", 2, 2)
+    assert run.policy is not None and run.finished_at is not None
+    assert evaluation_progress(run=run) == (EVALUATION_STEPS, EVALUATION_STEPS)
+    assert set(Determination.objects.filter(is_current=True).values_list("determined_by_job", flat=True)) == {
+        "test"
+    }

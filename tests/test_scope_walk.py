@@ -16,8 +16,8 @@ import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 from openpyxl import load_workbook
 
-from eligibility.models import ImportJob, RegionScope
-from eligibility.services import ensure_default_policy, evaluate_eligibility, register_senior
+from eligibility.models import EvaluationRun, ImportJob, RegionScope
+from eligibility.services import copy_policy, ensure_default_policy, evaluate_eligibility, register_senior
 from tests.e2e.conftest import make_user
 from tests.factories import (
     ProviderFactory,
@@ -56,7 +56,7 @@ def routes():
 
 @pytest.fixture
 def city(db):
-    ensure_default_policy()
+    policy = ensure_default_policy()
     mine = make_community("A")
     sibling = RegionFactory(code="AC2", name="宝石社区", level="community", parent=mine.parent)
     other = make_community("B")
@@ -85,7 +85,11 @@ def city(db):
         "mine": ImportJob.objects.create(created_by=users["worker"], filename="a.xlsx", workbook=b""),
         "other": ImportJob.objects.create(created_by=other_worker, filename="b.xlsx", workbook=b""),
     }
-    return {"seniors": seniors, "users": users, "jobs": jobs}
+    # The policy pages walk a draft (its editor, simulation and activation) and an evaluation run.
+    draft = copy_policy(policy=policy, by=users["bureau"])
+    run = EvaluationRun.objects.create(as_of=dt.date.today(), started_by=users["bureau"])
+    policies = {"published": policy, "draft": draft, "run": run}
+    return {"seniors": seniors, "users": users, "jobs": jobs, "policies": policies}
 
 
 def url_for(route: str, params: list[str], city, whose: str) -> str:
@@ -98,6 +102,11 @@ def url_for(route: str, params: list[str], city, whose: str) -> str:
         "token": voucher_token(Voucher.objects.filter(senior=senior).first()),
         "period": dt.date.today().strftime("%Y-%m"),
         "user_id": city["users"]["worker"].pk,  # an account: the bureau's to manage
+        # A policy is the city's, not a region's: every role walks the same draft.
+        "policy_id": city["policies"]["draft"].pk,
+        "tier_id": city["policies"]["draft"].tiers.first().pk,
+        "rule_id": city["policies"]["draft"].rules.first().pk,
+        "run_id": city["policies"]["run"].pk,
     }
     unknown = set(params) - set(values)
     assert not unknown, f"the scope walk does not know what {unknown} of {route} stand for: teach it"
@@ -114,13 +123,17 @@ def _fill(url: str, name: str, value: str) -> str:
 
 # Pages in scope that answer other than 200: the officer reads but never changes; an action
 # redirects to its result (a job without problems has no marked-up copy: back to its page).
-READ_ONLY_REFUSED = {"registry-edit", "registry-status"}
+READ_ONLY_REFUSED = {"registry-edit", "registry-status", "registry-override-set", "registry-override-end"}
 REDIRECTING = {"registry-import-annotated", "registry-import-confirm"}
+# A form posted empty (the walk posts no data) comes back with its errors.
+EMPTY_FORM_REFUSED = {"registry-override-set", "registry-override-end"}
 
 
 def expected_when_allowed(name: str, role: str) -> int:
     if role == "officer" and name in READ_ONLY_REFUSED:
         return 403
+    if name in EMPTY_FORM_REFUSED:
+        return 400
     return 302 if name in REDIRECTING else 200
 
 
@@ -136,6 +149,7 @@ def test_every_url_is_walked_and_none_is_forgotten(city):
         assert url_for(route, params, city, "mine").startswith("/")
     names = {name for _route, name, _params in walked}
     assert {"registry-list", "registry-senior", "registry-edit", "registry-import", "accounts-edit"} <= names
+    assert {"policy-list", "policy-detail", "policy-simulate", "policy-activate", "policy-run"} <= names
 
 
 @pytest.mark.parametrize("role", ROLES)
@@ -194,6 +208,54 @@ def test_lists_and_exports_hold_only_the_seniors_in_scope(client, city, role):
                 role,
                 name,
             )
+
+
+# The policy pages (/policies/): the published versions are read by those who explain them to
+# seniors; drafts, simulation, activation and evaluation runs are the bureau's alone.
+POLICY_READERS = {"bureau", "officer", "worker"}
+READ_BY_POLICY_READERS = {"policy-list"}
+POLICY_POST_ONLY = {
+    "policy-evaluate",
+    "policy-delete",
+    "policy-tier-add",
+    "policy-tier",
+    "policy-tier-delete",
+    "policy-rule-add",
+    "policy-rule",
+    "policy-rule-delete",
+}
+POLICY_POSTED = POLICY_POST_ONLY | {"policy-detail", "policy-copy", "policy-activate"}
+
+
+def policy_routes():
+    return [r for r in routes() if r[1].startswith("policy-")]
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_only_the_bureau_opens_drafts_and_changes_policies(client, city, role):
+    client.force_login(city["users"][role])
+    draft = city["policies"]["draft"]
+    rules_before = list(draft.rules.values_list("code", "condition"))
+    assert len(policy_routes()) >= 10
+    for route, name, params in policy_routes():
+        url = url_for(route, params, city, "mine")
+        status = client.get(url).status_code
+        if role == "bureau":
+            assert status == (405 if name in POLICY_POST_ONLY else 200), (role, url, status)
+            continue
+        if role in POLICY_READERS and name in READ_BY_POLICY_READERS:
+            assert status == 200, (role, url, status)
+        else:
+            assert status == 403, (role, url, status)
+        # Every write is refused too, before it touches anything (a page that is only read: 405)
+        status = client.post(url, {"code": "x", "effective_from": "2099-01-01"}).status_code
+        assert status in ((403,) if name in POLICY_POSTED else (403, 405)), (role, url, status)
+    draft.refresh_from_db()
+    assert draft.is_draft and list(draft.rules.values_list("code", "condition")) == rules_before
+    assert EvaluationRun.objects.count() == 1
+    # And the published version reads the same for everyone who reads policies
+    published = client.get(f"/policies/{city['policies']['published'].pk}/").status_code
+    assert published == (200 if role in POLICY_READERS else 403), (role, published)
 
 
 def test_anonymous_visitors_are_sent_to_sign_in(client, city):

@@ -2,7 +2,8 @@
 
 - a published (active or retired) version's tiers and rules cannot be inserted, changed or
   deleted, nor its name, code, start or conditions changed: a change is a new draft. Its status
-  only moves forward (active → retired) and its window can be closed once;
+  only moves forward (active → retired) and its window is closed once, when it is retired
+  (an active version with a planned end may be cut short then), never reopened or moved;
 - a rule can grant only a tier of its own policy, and a determination names a tier of its own
   policy (composite foreign keys on PostgreSQL, triggers on SQLite);
 - at most one published version is in force on any date (an exclusion constraint, PostgreSQL).
@@ -48,7 +49,8 @@ BEGIN
        OR NEW.population IS DISTINCT FROM OLD.population
        OR NEW.status = 'draft'
        OR (OLD.status = 'retired' AND NEW.status <> 'retired')
-       OR (OLD.effective_until IS NOT NULL AND NEW.effective_until IS DISTINCT FROM OLD.effective_until) THEN
+       OR (NEW.effective_until IS DISTINCT FROM OLD.effective_until AND OLD.effective_until IS NOT NULL
+           AND NOT (OLD.status = 'active' AND NEW.status = 'retired' AND NEW.effective_until < OLD.effective_until)) THEN
         RAISE EXCEPTION '{FIXED}: % of policy % refused', TG_OP, OLD.id
             USING ERRCODE = 'integrity_constraint_violation';
     END IF;
@@ -96,8 +98,16 @@ BEGIN SELECT RAISE(ABORT, 'the tier belongs to another policy'); END;
 
 
 SQLITE = [
-    *(_sqlite_terms_fixed(t, w) for t in ("eligibility_tier", "eligibility_policyrule") for w in ("INSERT", "UPDATE")),
-    *(_sqlite_own_tier(t, w) for t in ("eligibility_policyrule", "eligibility_determination") for w in ("INSERT", "UPDATE")),
+    *(
+        _sqlite_terms_fixed(t, w)
+        for t in ("eligibility_tier", "eligibility_policyrule")
+        for w in ("INSERT", "UPDATE")
+    ),
+    *(
+        _sqlite_own_tier(t, w)
+        for t in ("eligibility_policyrule", "eligibility_determination")
+        for w in ("INSERT", "UPDATE")
+    ),
     f"""
 CREATE TRIGGER eligibility_policy_fixed_update BEFORE UPDATE ON eligibility_policy
 WHEN OLD.status <> 'draft' AND (
@@ -105,13 +115,18 @@ WHEN OLD.status <> 'draft' AND (
     OR NEW.name_en IS NOT OLD.name_en OR NEW.effective_from IS NOT OLD.effective_from
     OR NEW.population IS NOT OLD.population OR NEW.status = 'draft'
     OR (OLD.status = 'retired' AND NEW.status <> 'retired')
-    OR (OLD.effective_until IS NOT NULL AND NEW.effective_until IS NOT OLD.effective_until))
+    OR (NEW.effective_until IS NOT OLD.effective_until AND OLD.effective_until IS NOT NULL
+        AND NOT (OLD.status = 'active' AND NEW.status = 'retired' AND NEW.effective_until < OLD.effective_until)))
 BEGIN SELECT RAISE(ABORT, '{FIXED}'); END;
 """,
 ]
 SQLITE_TRIGGERS = [
     *(f"{t}_fixed_{w}" for t in ("eligibility_tier", "eligibility_policyrule") for w in ("insert", "update")),
-    *(f"{t}_own_tier_{w}" for t in ("eligibility_policyrule", "eligibility_determination") for w in ("insert", "update")),
+    *(
+        f"{t}_own_tier_{w}"
+        for t in ("eligibility_policyrule", "eligibility_determination")
+        for w in ("insert", "update")
+    ),
     "eligibility_policy_fixed_update",
 ]
 

@@ -148,7 +148,7 @@ def test_the_header_shows_who_is_signed_in_on_every_page(client, role_users):
 def expected_links(role: str) -> set[str]:
     settlement = {url_or_none("billing-periods")} - {None}
     return {
-        "bureau": {"/registry/", "/accounts/", "/api/docs/", *settlement},
+        "bureau": {"/registry/", "/policies/", "/accounts/", "/api/docs/", *settlement},
         "officer": {"/registry/"},
         "worker": {"/registry/"},
         "provider": {"/api/docs/"},
