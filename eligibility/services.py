@@ -172,6 +172,7 @@ def register_senior(
     Refuses: `invalid_id_card_number`, `under_60`, `duplicate_senior` (already registered),
     `invalid_input` (not a community, unknown field, blank name), `invalid_phone`.
     """
+    wait_for_city_evaluation()
     senior = build_senior(
         id_card_number=id_card_number,
         name=name,
@@ -243,6 +244,7 @@ def update_senior(*, senior: Senior, by, reason: str = "edit", **values) -> list
     re-evaluates the senior at once (their tier for next month's voucher).
     Refuses: `invalid_input`, `invalid_phone`.
     """
+    wait_for_city_evaluation()
     locked = Senior.objects.select_for_update().get(pk=senior.pk)
     changed = apply_senior_changes(locked, values)
     if changed:
@@ -273,6 +275,7 @@ def change_senior_status(
     if status not in Senior.Status.values:
         raise EligibilityError("invalid_input", _("Unknown status."), field="status")
     today = today or local_date(timezone.now())
+    wait_for_city_evaluation()
     locked = Senior.objects.select_for_update().get(pk=senior.pk)
     if locked.status == status:
         raise EligibilityError("invalid_input", _("The senior already has this status."), field="status")
@@ -337,7 +340,19 @@ class EvaluationResult:
     retired: int
 
 
+def wait_for_city_evaluation() -> None:
+    """Wait (PostgreSQL) for a whole-city evaluation in progress to commit, before a write that
+    locks a senior and then evaluates them: the evaluation of a few seniors shares the lock that a
+    city run holds alone. Taken before the senior's row lock, so the two can never deadlock (the
+    city run's foreign-key checks at commit need that row), and an edit after the run sees its
+    determinations and replaces them, instead of adding a second current one."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock_shared(%s)", [EVALUATION_LOCK])
+
+
 OUTCOME_TABLE = "eligibility_outcome"
+EVALUATION_LOCK = 7_300_107  # the PostgreSQL advisory lock key of evaluations
 EVALUATION_STEPS = 5
 
 
@@ -406,6 +421,13 @@ def evaluate_eligibility(
             *outcome_params, True, *scope_params, policy.pk, True, *scope_params, *outcome_params
         ]  # fmt: skip
     with connection.cursor() as cursor:
+        if postgres:
+            # A whole-city run excludes every other evaluation until it commits; evaluations of
+            # a few seniors (an edit, an import batch) share the lock. Otherwise an edit during a
+            # city run would end the same current row and insert a second current one, and fail
+            # on the one-current-per-senior index after waiting for the run.
+            lock = "pg_advisory_xact_lock" if senior_ids is None else "pg_advisory_xact_lock_shared"
+            cursor.execute(f"SELECT {lock}(%s)", [EVALUATION_LOCK])
         cursor.execute(f"DROP TABLE IF EXISTS {OUTCOME_TABLE}")
         cursor.execute(f"CREATE TEMPORARY TABLE {OUTCOME_TABLE} AS {changes_sql}", changes_params)
         if postgres:
@@ -724,6 +746,7 @@ def set_tier_override(
     """A worker's manual tier for one senior until `expires_on`, with a reason; it replaces an
     open one, and the senior is evaluated at once. Refuses `invalid_input` for an unknown tier,
     a missing reason, or an expiry in the past or more than a year ahead."""
+    wait_for_city_evaluation()
     _require(by, "eligibility.add_tieroverride", _("You may not set a manual tier."))
     today = local_date(timezone.now())
     policy = policy_in_force(as_of=today)
@@ -758,6 +781,7 @@ def _end_open_override(*, senior: Senior, by, reason: str) -> int:
 @transaction.atomic
 def end_tier_override(*, senior: Senior, by, reason: str) -> int:
     """End a senior's open manual tier now; the rules decide again at once."""
+    wait_for_city_evaluation()
     _require(by, "eligibility.change_tieroverride", _("You may not end a manual tier."))
     reason = normalise_text(reason or "")
     if not reason:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from django.core.management import call_command
+from django.db import connections
 from django.utils import timezone
 
 from config.months import month_of, next_month
@@ -122,8 +123,17 @@ def current_tiers(seniors) -> dict:
     return {key: codes[senior.pk] for key, senior in seniors.items()}
 
 
+@pytest.fixture
+def orm_beside_the_browser():
+    """This test reads the database between the browser's steps. Inside Playwright's event loop
+    Django hands the ORM a connection of its own (tests/e2e/test_browser.py), which it closes
+    here, in the same loop, so the test database can be dropped at the end."""
+    yield
+    connections.close_all()
+
+
 def test_the_bureau_lowers_the_low_fee_age_and_only_the_affected_senior_moves(
-    server, live_city, phone, shots
+    server, live_city, phone, shots, orm_beside_the_browser
 ):
     seniors, next_first = live_city["seniors"], live_city["next_first"]
     before = ledger(live_city["last_month"])

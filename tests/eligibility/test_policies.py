@@ -23,7 +23,7 @@ from config.roles import BUREAU, setup_roles
 from eligibility import tasks
 from eligibility.errors import EligibilityError
 from eligibility.management.commands.evaluate_eligibility import JOB as COMMAND_JOB
-from eligibility.models import Determination, EvaluationRun, Policy, PolicyRule, Tier, TierOverride
+from eligibility.models import Determination, EvaluationRun, Policy, PolicyRule, Senior, Tier, TierOverride
 from eligibility.selectors import (
     evaluation_progress_key,
     policy_in_force,
@@ -44,6 +44,7 @@ from eligibility.services import (
     set_tier_override,
     start_evaluation,
     update_draft,
+    update_senior,
 )
 from tests.eligibility.conftest import NEXT_MONTH, TODAY, born_aged, make_user
 from tests.factories import SeniorFactory, make_community
@@ -1446,3 +1447,53 @@ def test_the_evaluate_eligibility_command_refuses_with_a_message(unevaluated, ar
     with pytest.raises(CommandError, match=message):
         call_command("evaluate_eligibility", *arguments, stdout=io.StringIO())
     assert not Determination.objects.exists()
+
+
+@postgres_only("SQLite serialises all writers: concurrent evaluations need PostgreSQL")
+def test_an_edit_during_a_city_evaluation_waits_for_it_and_leaves_one_current_determination(transactional_db):
+    setup_roles()
+    ensure_default_policy()
+    worker = make_user("community-worker", "worker")
+    senior = SeniorFactory(birth_date=born_aged(70), community=make_community("Q"))
+    evaluate_eligibility(as_of=TODAY)
+    # The city run will change this senior (subsidized now), and so will the worker's edit
+    Senior.objects.filter(pk=senior.pk).update(three_no=True)
+    city_done, release = threading.Event(), threading.Event()
+
+    def city_run_held_open():
+        try:
+            with transaction.atomic():
+                evaluate_eligibility(as_of=TODAY, job="month end")
+                city_done.set()
+                release.wait(timeout=10)
+        finally:
+            connection.close()
+
+    def edit():
+        try:
+            city_done.wait(timeout=10)
+            update_senior(senior=Senior.objects.get(pk=senior.pk), by=worker, hardship_assessed=True)
+            return "saved"
+        except Exception as error:  # the failure this test is about: IntegrityError after the wait
+            return repr(error)
+        finally:
+            connection.close()
+
+    # Given a whole-city evaluation not yet committed, and a worker editing a senior it changed
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        held = pool.submit(city_run_held_open)
+        edited = pool.submit(edit)
+        city_done.wait(timeout=10)
+        time.sleep(0.5)
+
+        # Then the edit waits for the evaluation, and saves once the evaluation commits
+        assert not edited.done()
+        release.set()
+        held.result(timeout=10)
+        assert edited.result(timeout=10) == "saved"
+
+    # And the senior has exactly one current determination, which reflects both changes
+    current = Determination.objects.filter(senior=senior, is_current=True)
+    assert current.count() == 1
+    assert "low_fee_hardship" in current.get().matched_rules
+    assert current.get().tier.code == "subsidized"
