@@ -269,8 +269,8 @@ def age_on(birth_date: dt.date, day: dt.date) -> int:
 
 
 def _aged_at_least(years: int, as_of: dt.date) -> Q:
-    if years <= 0:
-        return Q(pk__isnull=False)  # always true: everyone is at least 0
+    if years <= 0:  # born on or before the day (a birth date after it is a negative age)
+        return Q(birth_date__lte=as_of)
     return Q(birth_date__lte=born_on_or_before(as_of, years))
 
 

@@ -23,7 +23,7 @@ from eligibility.conditions import to_q
 from eligibility.models import Policy, PolicyRule, Senior, Tier, TierOverride
 
 CARE_ORDER = ("A", "B", "C")
-SAFE_CODE = re.compile(r"^[-a-zA-Z0-9_]+$")
+SAFE_CODE = re.compile(r"[-a-zA-Z0-9_]+")
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ class CompiledPolicy:
 def compile_policy(policy: Policy) -> CompiledPolicy:
     rules = sorted(policy.rules.select_related("tier"), key=lambda rule: rule.code)
     for rule in rules:
-        if not SAFE_CODE.match(rule.code):  # a slug by the model; checked again, it goes into SQL
+        if not SAFE_CODE.fullmatch(rule.code):  # a slug by the model; checked again, it goes into SQL
             raise ValueError(f"rule code {rule.code!r} is not a slug")
     tiers = sorted(policy.tiers.all(), key=lambda tier: tier.rank)
     return CompiledPolicy(policy=policy, rules=rules, tiers=tiers)

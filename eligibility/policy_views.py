@@ -31,6 +31,7 @@ from eligibility import conditions, selectors, services
 from eligibility.errors import EligibilityError
 from eligibility.models import CareVisitClass, EvaluationRun, Policy, PolicyRule, Tier
 from eligibility.policy_forms import ActivateForm, CopyForm, PolicyForm, RuleForm, TierForm, percent
+from eligibility.selectors import sees_whole_city
 
 RECENT_RUNS = 10
 PREVIEW = "preview"
@@ -39,18 +40,25 @@ NO_POLICIES = gettext_lazy(
     "The policies are for the bureau, and for the community workers and officers who explain them. "
     "Ask an administrator if you need access."
 )
-BUREAU_ONLY = gettext_lazy("Drafting, simulating and activating policies is for bureau administrators.")
+BUREAU_ONLY = gettext_lazy(
+    "Drafting, simulating and activating policies is for the city's bureau administrators."
+)
 DRAFT_IS_THE_BUREAUS = gettext_lazy(
     "This version is a draft: only bureau administrators see it until it is activated."
 )
-NO_EVALUATION = gettext_lazy("Evaluating the registry is for bureau administrators.")
+NO_EVALUATION = gettext_lazy("Evaluating the registry is for the city's bureau administrators.")
 
 
-def _guard(permission: str, reason):
-    return pages.page_for(lambda user: user.has_perm(permission), reason)
+def _guard(permission: str, reason, *, whole_city: bool = True):
+    """A page for users with `permission`; the city's policy is changed (drafted, simulated,
+    activated, evaluated) only by a bureau administrator who sees the whole city, as accounts
+    are (a district-scoped one reads it)."""
+    if not whole_city:
+        return pages.page_for(lambda user: user.has_perm(permission), reason)
+    return pages.page_for(lambda user: user.has_perm(permission) and sees_whole_city(user), reason)
 
 
-readers = _guard("eligibility.view_policy", NO_POLICIES)
+readers = _guard("eligibility.view_policy", NO_POLICIES, whole_city=False)
 editors = _guard("eligibility.change_policy", BUREAU_ONLY)
 
 
@@ -629,7 +637,7 @@ def policy_activate(request, policy_id: int):
 def evaluation_start(request):
     """Evaluate the whole registry as of today, as a Celery task; its page follows it."""
     try:
-        run = services.start_evaluation(as_of=_today(), by=request.user)
+        run = services.start_evaluation(as_of=selectors.evaluation_date(today=_today()), by=request.user)
     except EligibilityError as error:
         if error.code == "not_permitted":
             return pages.forbidden(request, error.detail)
@@ -651,14 +659,14 @@ def _progress(run: EvaluationRun) -> dict:
 
 
 @require_GET
-@_guard("eligibility.view_evaluationrun", NO_EVALUATION)
+@_guard("eligibility.view_evaluationrun", NO_EVALUATION, whole_city=False)
 def evaluation_run(request, run_id: int):
     run = get_object_or_404(EvaluationRun.objects.select_related("started_by", "policy"), pk=run_id)
     return render(request, "policies/run.html", {"run": run, "progress": _progress(run)})
 
 
 @require_GET
-@_guard("eligibility.view_evaluationrun", NO_EVALUATION)
+@_guard("eligibility.view_evaluationrun", NO_EVALUATION, whole_city=False)
 def evaluation_run_progress(request, run_id: int):
     """The run's progress for the page's bar, as JSON: state, steps done of all, and once it
     has finished, what it evaluated, changed and retired."""

@@ -21,6 +21,7 @@ from eligibility import conditions
 from eligibility.errors import EligibilityError
 from eligibility.models import (
     Determination,
+    EvaluationRun,
     ImportJob,
     Policy,
     PolicyRule,
@@ -224,6 +225,19 @@ def rule_labels(*, policy, codes) -> dict[str, str]:
         for rule in PolicyRule.objects.filter(policy=policy, code__in=list(codes))
     }
     return {code: labels.get(code, code) for code in codes}
+
+
+def evaluation_date(*, today: dt.date) -> dt.date:
+    """The day to evaluate as of "now": today, or the later day a finished whole-city run has
+    already decided (the month-end run decides next month as of the 1st). Evaluating as of today
+    after it would put seniors back under this month's version just before issuance."""
+    ahead = (
+        EvaluationRun.objects.filter(state=EvaluationRun.State.DONE, as_of__gt=today)
+        .order_by("-as_of")
+        .values_list("as_of", flat=True)
+        .first()
+    )
+    return ahead or today
 
 
 def evaluation_progress_key(run_id: int) -> str:

@@ -38,7 +38,12 @@ from eligibility.normalise import (
     normalise_text,
     sex_of,
 )
-from eligibility.selectors import evaluation_progress_key, import_progress_key, policy_in_force
+from eligibility.selectors import (
+    evaluation_date,
+    evaluation_progress_key,
+    import_progress_key,
+    policy_in_force,
+)
 from eligibility.signals import senior_left
 
 # The facts the rules read (DESIGN.md §4.1 and §4.4): enumerations and yes/no flags.
@@ -211,7 +216,7 @@ def reevaluate_seniors(*, senior_ids: list[int], by) -> "EvaluationResult | None
         .values_list("as_of", flat=True)
         .first()
     )
-    as_of = ahead or today
+    as_of = max(ahead or today, evaluation_date(today=today))
     if policy_in_force(as_of=as_of) is None:
         return None
     return evaluate_eligibility(as_of=as_of, determined_by=by, senior_ids=senior_ids)
@@ -369,6 +374,7 @@ def evaluate_eligibility(
     job: str = "",
     senior_ids: list[int] | None = None,
     progress=None,
+    record_run: bool = True,
 ) -> EvaluationResult:
     """Evaluate every active senior (or the given ones) against the policy in force on `as_of`.
 
@@ -379,7 +385,8 @@ def evaluate_eligibility(
     determination where the outcome changed (policy, tier, class, matched rules, override);
     insert the new ones. No Python loop over seniors, no list of ids in memory.
     `progress(step, steps)`, if given, is called after each statement. Attributable: the user,
-    or the scheduled job by name. Refuses `no_policy` when none is in force.
+    or the scheduled job by name; a whole-city run is recorded as an EvaluationRun (unless the
+    caller keeps its own, `record_run=False`). Refuses `no_policy` when none is in force.
     """
     policy = policy_in_force(as_of=as_of)
     if policy is None:
@@ -428,7 +435,16 @@ def evaluate_eligibility(
             # on the one-current-per-senior index after waiting for the run.
             lock = "pg_advisory_xact_lock" if senior_ids is None else "pg_advisory_xact_lock_shared"
             cursor.execute(f"SELECT {lock}(%s)", [EVALUATION_LOCK])
-        cursor.execute(f"DROP TABLE IF EXISTS {OUTCOME_TABLE}")
+            if senior_ids is not None:
+                # Two evaluations of the same senior (an edit and an import batch, two taps) take
+                # turns: each would end the same current row and insert its own.
+                cursor.execute(
+                    f"SELECT id FROM {Senior._meta.db_table} WHERE id IN ({', '.join(['%s'] * len(ids))})"  # noqa: S608 - names from model metadata, values are parameters
+                    " ORDER BY id FOR UPDATE",
+                    ids,
+                )
+        # pg_temp: never a permanent table of that name on the search path
+        cursor.execute(f"DROP TABLE IF EXISTS {'pg_temp.' if postgres else ''}{OUTCOME_TABLE}")
         cursor.execute(f"CREATE TEMPORARY TABLE {OUTCOME_TABLE} AS {changes_sql}", changes_params)
         if postgres:
             cursor.execute(f"ANALYZE {OUTCOME_TABLE}")  # few rows or many: the next plans depend on it
@@ -478,6 +494,18 @@ def evaluate_eligibility(
             [True, *scope_params],
         )
         evaluated = cursor.fetchone()[0]
+    if senior_ids is None and record_run:
+        EvaluationRun.objects.create(
+            as_of=as_of,
+            policy=policy,
+            state=EvaluationRun.State.DONE,
+            started_by=determined_by,
+            job=job[:80],
+            evaluated=evaluated,
+            changed=changed,
+            retired=retired,
+            finished_at=timezone.now(),
+        )
     progress(5, EVALUATION_STEPS)
     return EvaluationResult(as_of=as_of, policy=policy, evaluated=evaluated, changed=changed, retired=retired)
 
@@ -747,6 +775,7 @@ def set_tier_override(
     open one, and the senior is evaluated at once. Refuses `invalid_input` for an unknown tier,
     a missing reason, or an expiry in the past or more than a year ahead."""
     wait_for_city_evaluation()
+    senior = Senior.objects.select_for_update().get(pk=senior.pk)  # one manual tier at a time
     _require(by, "eligibility.add_tieroverride", _("You may not set a manual tier."))
     today = local_date(timezone.now())
     policy = policy_in_force(as_of=today)
@@ -782,6 +811,7 @@ def _end_open_override(*, senior: Senior, by, reason: str) -> int:
 def end_tier_override(*, senior: Senior, by, reason: str) -> int:
     """End a senior's open manual tier now; the rules decide again at once."""
     wait_for_city_evaluation()
+    senior = Senior.objects.select_for_update().get(pk=senior.pk)  # one manual tier at a time
     _require(by, "eligibility.change_tieroverride", _("You may not end a manual tier."))
     reason = normalise_text(reason or "")
     if not reason:
@@ -805,7 +835,18 @@ def start_evaluation(*, as_of: dt.date, by=None, job: str = "") -> EvaluationRun
     run = EvaluationRun.objects.create(as_of=as_of, started_by=by, job=job[:80])
     from eligibility.tasks import run_evaluation  # the tasks module imports this one
 
-    transaction.on_commit(lambda: run_evaluation.delay(run.pk))
+    def queue():
+        try:
+            run_evaluation.delay(run.pk)
+        except Exception:  # the broker is down: the run says so instead of waiting for ever
+            _log.exception("evaluation %s could not be queued", run.pk)
+            EvaluationRun.objects.filter(pk=run.pk, state=EvaluationRun.State.QUEUED).update(
+                state=EvaluationRun.State.FAILED,
+                error="not queued: the task broker is unavailable",
+                finished_at=timezone.now(),
+            )
+
+    transaction.on_commit(queue)
     return run
 
 
@@ -825,7 +866,7 @@ def finish_evaluation(*, run_id: int) -> EvaluationRun:
 
     try:
         result = evaluate_eligibility(
-            as_of=run.as_of, determined_by=run.started_by, job=run.job, progress=progress
+            as_of=run.as_of, determined_by=run.started_by, job=run.job, progress=progress, record_run=False
         )
     except Exception as error:
         _log.exception("evaluation %s failed", run.pk)
