@@ -524,6 +524,11 @@ def _require(user, permission: str, message) -> None:
 
 
 def _draft(policy: Policy) -> Policy:
+    """The policy if it is still a draft, its row locked until the write commits (an activation
+    at the same moment waits, then finds it published), else `policy_published`."""
+    locked = Policy.objects.select_for_update().filter(pk=policy.pk).values_list("status", flat=True).first()
+    if locked is not None:
+        policy.status = locked
     if not policy.is_draft:
         raise EligibilityError(
             "policy_published",
@@ -561,16 +566,22 @@ def copy_policy(*, policy: Policy, by, code: str | None = None, name: str | None
     version = (
         Policy.objects.filter(code=code).order_by("-version").values_list("version", flat=True).first() or 0
     ) + 1
-    draft = Policy.objects.create(
-        code=code,
-        version=version,
-        name=(name or policy.name).strip(),
-        name_en=policy.name_en,
-        status=Policy.Status.DRAFT,
-        population=policy.population,
-        based_on=policy,
-        created_by=by,
-    )
+    try:
+        with transaction.atomic():
+            draft = Policy.objects.create(
+                code=code,
+                version=version,
+                name=(name or policy.name).strip(),
+                name_en=policy.name_en,
+                status=Policy.Status.DRAFT,
+                population=policy.population,
+                based_on=policy,
+                created_by=by,
+            )
+    except IntegrityError:  # a copy of the same code at the same moment won
+        raise EligibilityError(
+            "draft_exists", _("%(code)s already has a draft; edit that one or delete it first."), code=code
+        ) from None
     tiers = {}
     for tier in policy.tiers.all():
         tiers[tier.pk] = Tier.objects.create(

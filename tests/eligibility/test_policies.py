@@ -346,6 +346,20 @@ def test_the_services_refuse_to_change_a_published_version(default_policy, burea
     assert terms_of(default_policy) == before
 
 
+def test_an_edit_of_a_draft_activated_meanwhile_is_refused_as_published(default_policy, bureau, now):
+    # Given a draft open in one tab, and activated from another
+    draft = copy_policy(policy=default_policy, by=bureau)
+    stale = Policy.objects.get(pk=draft.pk)
+    activate_policy(policy=draft, effective_from=NEXT_MONTH, by=bureau)
+    assert stale.is_draft
+
+    # When the first tab saves a rule of it, then the service refuses it as published
+    with refused("policy_published") as refusal:
+        lower_low_fee_age(stale, by=bureau)
+    assert refusal.value.code == "policy_published"
+    assert draft.rules.get(code=LOW_FEE_80).condition["all"][0]["value"] == 80
+
+
 def test_a_draft_can_be_deleted_with_its_tiers_and_rules(default_policy, bureau):
     draft = copy_policy(policy=default_policy, by=bureau)
     delete_draft(policy=draft, by=bureau)
