@@ -16,6 +16,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from djmoney.money import Money
 
+from config.months import first_day, next_month
 from config.roles import BUREAU, REGION_ROLES, roles_of
 from eligibility import conditions
 from eligibility.errors import EligibilityError
@@ -231,8 +232,11 @@ def evaluation_date(*, today: dt.date) -> dt.date:
     """The day to evaluate as of "now": today, or the later day a finished whole-city run has
     already decided (the month-end run decides next month as of the 1st). Evaluating as of today
     after it would put seniors back under this month's version just before issuance."""
+    next_first = next_month(first_day(today))
     ahead = (
-        EvaluationRun.objects.filter(state=EvaluationRun.State.DONE, as_of__gt=today)
+        # At most the 1st of next month: a run as of a far date (someone trying a date out) must
+        # not carry every later edit with it.
+        EvaluationRun.objects.filter(state=EvaluationRun.State.DONE, as_of__gt=today, as_of__lte=next_first)
         .order_by("-as_of")
         .values_list("as_of", flat=True)
         .first()

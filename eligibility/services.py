@@ -13,7 +13,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from config.months import local_date
+from config.months import first_day, local_date, next_month
 from config.roles import OFFICER, WORKER, roles_of
 from eligibility import conditions, default_policy, policy_sql
 from eligibility.conditions import age_on
@@ -211,7 +211,12 @@ def reevaluate_seniors(*, senior_ids: list[int], by) -> "EvaluationResult | None
         return None
     today = local_date(timezone.now())
     ahead = (
-        Determination.objects.filter(senior_id__in=senior_ids, is_current=True, as_of__gt=today)
+        Determination.objects.filter(
+            senior_id__in=senior_ids,
+            is_current=True,
+            as_of__gt=today,
+            as_of__lte=next_month(first_day(today)),
+        )
         .order_by("-as_of")
         .values_list("as_of", flat=True)
         .first()

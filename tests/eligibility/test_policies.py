@@ -1511,3 +1511,17 @@ def test_an_edit_during_a_city_evaluation_waits_for_it_and_leaves_one_current_de
     assert current.count() == 1
     assert "low_fee_hardship" in current.get().matched_rules
     assert current.get().tier.code == "subsidized"
+
+
+def test_evaluating_now_looks_ahead_only_to_the_month_end_runs_first_of_next_month(default_policy):
+    from eligibility.selectors import evaluation_date
+
+    # Given someone tried a far date out, the evaluation date is still today
+    EvaluationRun.objects.create(as_of=dt.date(2027, 6, 1), state="done", job="trying a date")
+    EvaluationRun.objects.create(as_of=NEXT_MONTH, state="failed", job="month end, failed")
+    assert evaluation_date(today=TODAY) == TODAY
+    # When the month-end run has decided next month, "now" is the 1st of next month
+    EvaluationRun.objects.create(as_of=NEXT_MONTH, state="done", job="month end")
+    assert evaluation_date(today=TODAY) == NEXT_MONTH
+    # And from the 1st on it is today again
+    assert evaluation_date(today=NEXT_MONTH + dt.timedelta(days=1)) == NEXT_MONTH + dt.timedelta(days=1)
