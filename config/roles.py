@@ -39,6 +39,7 @@ _REGISTRY_READ = [
     "eligibility.view_tieroverride",
     "vouchers.view_voucher",
     "vouchers.view_redemption",
+    "vouchers.view_voucherreissue",
 ]
 _REGISTRY_WRITE = [
     "eligibility.add_senior",
@@ -50,6 +51,8 @@ _REGISTRY_WRITE = [
     # A manual tier for one senior, with a reason and an expiry date.
     "eligibility.add_tieroverride",
     "eligibility.change_tieroverride",
+    # A new QR code for a lost or damaged card; the old one is refused from then on.
+    "vouchers.reissue_voucher",
 ]
 
 # "app_label.codename" for each role. What a user may *see* is decided further by their scope.

@@ -100,6 +100,7 @@ def url_for(route: str, params: list[str], city, whose: str) -> str:
         "senior_id": senior.pk,
         "job_id": job.pk,
         "token": voucher_token(Voucher.objects.filter(senior=senior).first()),
+        "voucher_id": Voucher.objects.filter(senior=senior).first().pk,
         "period": dt.date.today().strftime("%Y-%m"),
         "user_id": city["users"]["worker"].pk,  # an account: the bureau's to manage
         # A policy is the city's, not a region's: every role walks the same draft.
@@ -123,8 +124,15 @@ def _fill(url: str, name: str, value: str) -> str:
 
 # Pages in scope that answer other than 200: the officer reads but never changes; an action
 # redirects to its result (a job without problems has no marked-up copy: back to its page).
-READ_ONLY_REFUSED = {"registry-edit", "registry-status", "registry-override-set", "registry-override-end"}
-REDIRECTING = {"registry-import-annotated", "registry-import-confirm"}
+READ_ONLY_REFUSED = {
+    "registry-edit",
+    "registry-status",
+    "registry-override-set",
+    "registry-override-end",
+    "voucher-reissue",
+}
+# (a reissue posted without a reason goes back to the senior's page with the message)
+REDIRECTING = {"registry-import-annotated", "registry-import-confirm", "voucher-reissue"}
 # A form posted empty (the walk posts no data) comes back with its errors.
 EMPTY_FORM_REFUSED = {"registry-override-set", "registry-override-end"}
 
@@ -138,7 +146,7 @@ def expected_when_allowed(name: str, role: str) -> int:
 
 
 def scoped(params) -> bool:
-    return bool({"senior_id", "job_id", "user_id"} & set(params))
+    return bool({"senior_id", "job_id", "user_id", "voucher_id"} & set(params))
 
 
 def test_every_url_is_walked_and_none_is_forgotten(city):

@@ -5,9 +5,10 @@ Thin: parse the body, call a selector or service, render. Every refusal is a Dom
 """
 
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema, extend_schema_field
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
@@ -240,5 +241,57 @@ class VoidView(APIView):
                 "voided_at": void.voided_at,
                 "credited_back": _money(void.credited_back),
                 "remaining_balance": _money(voucher.balance),
+            }
+        )
+
+
+class RevocationSerializer(serializers.Serializer):
+    voucher_id = serializers.IntegerField()
+    valid_version = serializers.IntegerField(
+        help_text="codes of this voucher with a lower version are refused"
+    )
+    revoked = serializers.BooleanField(help_text="every code of this voucher is refused")
+    at = serializers.DateTimeField()
+
+
+class RevocationsSerializer(serializers.Serializer):
+    revocations = RevocationSerializer(many=True)
+    next_since = serializers.DateTimeField(
+        allow_null=True, help_text="pass as ?since= for the next page, or next time (null: nothing new)"
+    )
+    complete = serializers.BooleanField(help_text="false: more follow, ask again with next_since")
+
+
+class RevocationsView(APIView):
+    """What a scanner needs to refuse lost, damaged or revoked cards while offline (DESIGN.md §5):
+    the reissued and revoked vouchers whose month is not over, since `since` (ISO 8601)."""
+
+    @extend_schema(
+        parameters=[OpenApiParameter("since", OpenApiTypes.DATETIME, description="ISO 8601; omit for all")],
+        responses={200: RevocationsSerializer, **ERRORS},
+    )
+    def get(self, request):
+        _staff_of(request)
+        since = None
+        if request.query_params.get("since"):
+            since = parse_datetime(request.query_params["since"])
+            if since is None:
+                raise VoucherError("invalid_input", _("since is a date and time in ISO 8601."), field="since")
+            if timezone.is_naive(since):
+                since = timezone.make_aware(since)
+        rows = selectors.revocations_since(since=since, today=local_date(timezone.now()))
+        return Response(
+            {
+                "revocations": [
+                    {
+                        "voucher_id": r.voucher_id,
+                        "valid_version": r.valid_version,
+                        "revoked": r.revoked,
+                        "at": r.at,
+                    }
+                    for r in rows
+                ],
+                "next_since": rows[-1].at if rows else since,
+                "complete": len(rows) < selectors.REVOCATIONS_PAGE,
             }
         )

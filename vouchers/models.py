@@ -39,9 +39,12 @@ class Voucher(models.Model):
     valid_from = models.DateField(_("valid from"))
     valid_until = models.DateField(_("valid until"))
     status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.ACTIVE)
-    # Bumped to revoke every QR code printed so far (a lost paper voucher) without a new voucher.
+    # Bumped to revoke every QR code printed so far (a lost paper voucher) without a new voucher:
+    # `services.reissue_voucher`, which leaves a VoucherReissue row.
     token_version = models.PositiveIntegerField(default=1)
     issued_at = models.DateTimeField(_("issued at"))
+    # When the whole voucher was revoked (the senior moved out or died), for the scanners' feed.
+    revoked_at = models.DateTimeField(_("revoked at"), null=True, blank=True)
 
     class Meta:
         ordering = ["-period", "id"]
@@ -65,10 +68,51 @@ class Voucher(models.Model):
                 condition=Q(status__in=["active", "expired", "revoked"]), name="voucher_status_valid"
             ),
         ]
-        indexes = [models.Index(fields=["period", "status"])]
+        indexes = [
+            models.Index(fields=["period", "status"]),
+            models.Index(
+                fields=["revoked_at"], condition=Q(revoked_at__isnull=False), name="voucher_revoked_at"
+            ),
+        ]
+        permissions = [("reissue_voucher", "Can reissue a voucher (a new QR code, the old one refused)")]
 
     def __str__(self):
         return f"{self.period:%Y-%m} #{self.pk}"
+
+
+class VoucherReissue(models.Model):
+    """A new QR code for a voucher (a lost or damaged card, 补发): from `reissued_at` the codes of
+    versions before `new_version` are refused `voucher_revoked`, online and, after their next
+    sync (GET /api/v1/scanner/revocations/), on scanners offline. Never updated."""
+
+    voucher = models.ForeignKey(Voucher, on_delete=models.PROTECT, related_name="reissues")
+    old_version = models.PositiveIntegerField()
+    new_version = models.PositiveIntegerField()
+    reason = models.CharField(_("reason"), max_length=200)
+    reissued_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("reissued by"),
+    )
+    reissued_at = models.DateTimeField(_("reissued at"), auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-id"]
+        verbose_name = _("voucher reissue")
+        verbose_name_plural = _("voucher reissues")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(new_version__gt=F("old_version")), name="voucher_reissue_version_increases"
+            ),
+            models.UniqueConstraint(fields=["voucher", "new_version"], name="voucher_reissue_version_unique"),
+            models.CheckConstraint(condition=~Q(reason=""), name="voucher_reissue_has_reason"),
+        ]
+
+    def __str__(self):
+        return f"#{self.voucher_id} v{self.old_version} → v{self.new_version}"
 
 
 class Redemption(models.Model):

@@ -8,6 +8,7 @@ decided that the user may see this senior (`eligibility.selectors.visible_to`).
 from django.utils import timezone
 
 from config.i18n import name_in_language
+from eligibility.selectors import can_change
 from vouchers.selectors import redemptions_of_senior, vouchers_of_senior
 
 VOUCHERS_SHOWN = 12  # a year of months
@@ -34,8 +35,15 @@ def senior_vouchers_panel(request, senior):
         }
         for redemption in redemptions
     ]
+    today = timezone.localdate()
+    may_reissue = request.user.has_perm("vouchers.reissue_voucher") and can_change(request.user, senior)
     rows = [
         {
+            "id": voucher.pk,
+            "reissuable": may_reissue
+            and voucher.status == voucher.Status.ACTIVE
+            and voucher.valid_until >= today,
+            "reissues": voucher.token_version - 1,
             "period": voucher.period,
             "tier": name_in_language(voucher.tier),
             "face_value": voucher.face_value.amount,

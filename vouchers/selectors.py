@@ -11,7 +11,7 @@ from eligibility.selectors import visible_to as seniors_visible_to
 from providers.selectors import ancestor_paths, contract_items_for
 from vouchers import tokens
 from vouchers.errors import VoucherError
-from vouchers.models import ClosedMonth, Redemption, Voucher
+from vouchers.models import ClosedMonth, Redemption, Voucher, VoucherReissue
 
 
 def parse_scanned_token(scanned: str) -> tokens.ParsedToken:
@@ -169,3 +169,40 @@ def redemptions_of_senior(*, senior, limit: int) -> list[Redemption]:
         .filter(voucher__senior=senior)
         .order_by("-served_at", "-id")[:limit]
     )
+
+
+@dataclass(frozen=True)
+class Revocation:
+    """What a scanner must refuse offline: the codes of `voucher` below `valid_version`, or all
+    of its codes when `revoked`."""
+
+    voucher_id: int
+    valid_version: int
+    revoked: bool
+    at: dt.datetime
+
+
+REVOCATIONS_PAGE = 5000
+
+
+def revocations_since(
+    *, since: dt.datetime | None, today: dt.date, limit: int = REVOCATIONS_PAGE
+) -> list[Revocation]:
+    """Reissued and revoked vouchers since `since` (all when None), oldest first, only those
+    whose month is not over (an expired voucher is refused anyway); at most `limit`, so a
+    scanner pages on with the last `at`."""
+    reissues = VoucherReissue.objects.filter(voucher__valid_until__gte=today)
+    revoked = Voucher.objects.filter(revoked_at__isnull=False, valid_until__gte=today)
+    if since is not None:
+        # From `since` itself on: a row at the page's last instant comes again rather than never
+        # (applying a revocation twice changes nothing).
+        reissues = reissues.filter(reissued_at__gte=since)
+        revoked = revoked.filter(revoked_at__gte=since)
+    rows = [
+        Revocation(voucher_id=r.voucher_id, valid_version=r.new_version, revoked=False, at=r.reissued_at)
+        for r in reissues.order_by("reissued_at", "id")[:limit]
+    ] + [
+        Revocation(voucher_id=v.pk, valid_version=v.token_version, revoked=True, at=v.revoked_at)
+        for v in revoked.order_by("revoked_at", "id")[:limit]
+    ]
+    return sorted(rows, key=lambda row: (row.at, row.voucher_id))[:limit]

@@ -21,7 +21,7 @@ from config.months import last_day, local_date, month_of, next_month
 from eligibility.models import Determination, Senior
 from vouchers import tokens
 from vouchers.errors import VoucherError
-from vouchers.models import Redemption, RedemptionVoid, ScanAttempt, Voucher
+from vouchers.models import Redemption, RedemptionVoid, ScanAttempt, Voucher, VoucherReissue
 from vouchers.month_locks import hold_month_for_write
 from vouchers.selectors import check_month_open, check_voucher_usable, contract_item_for, parse_scanned_token
 
@@ -325,5 +325,48 @@ def revoke_vouchers_on_leaving(*, senior, on: dt.date, **_signal) -> int:
     Returns the number of vouchers revoked.
     """
     return Voucher.objects.filter(senior=senior, status=Voucher.Status.ACTIVE, valid_until__gte=on).update(
-        status=Voucher.Status.REVOKED
+        status=Voucher.Status.REVOKED, revoked_at=timezone.now()
+    )
+
+
+@transaction.atomic
+def reissue_voucher(
+    *, voucher_id: int, reason: str, by=None, now: dt.datetime | None = None
+) -> VoucherReissue:
+    """A new QR code for a voucher (a lost or damaged card, 补发): the token version goes up in
+    the same transaction as the audit row, and from that moment the old code is refused
+    `voucher_revoked` (a scan holding the voucher's lock finishes first). The balance, the
+    services and the month stay. `by` is the user (None: a script, `manage.py reissue_voucher`).
+
+    Refuses `not_found` (no such voucher, or one outside the user's registry), `not_permitted`
+    (no reissue permission, or a senior the user may not change), `invalid_input` (no reason, or
+    a voucher no longer usable: expired, revoked, or its month over).
+    """
+    from eligibility.selectors import can_change, visible_to
+
+    reason = " ".join((reason or "").split())
+    voucher = Voucher.objects.select_for_update().select_related("senior").filter(pk=voucher_id).first()
+    # Outside the user's registry it does not exist for them (not even "forbidden")
+    if voucher is None or (by is not None and not visible_to(by).filter(pk=voucher.senior_id).exists()):
+        raise VoucherError("not_found", _("No such voucher."))
+    if by is not None and not by.has_perm("vouchers.reissue_voucher"):
+        raise VoucherError("not_permitted", _("You may not reissue vouchers."))
+    if by is not None and not can_change(by, voucher.senior):
+        raise VoucherError("not_permitted", _("You may not reissue this senior's voucher."))
+    if not reason:
+        raise VoucherError(
+            "invalid_input", _("Say why the voucher is reissued (lost, damaged …)."), field="reason"
+        )
+    today = local_date(now or timezone.now())
+    if voucher.status != Voucher.Status.ACTIVE or voucher.valid_until < today:
+        raise VoucherError(
+            "invalid_input",
+            _("Only a voucher that can still be used is reissued; this one is %(status)s."),
+            status=voucher.get_status_display(),
+        )
+    old = voucher.token_version
+    voucher.token_version = old + 1
+    voucher.save(update_fields=["token_version"])
+    return VoucherReissue.objects.create(
+        voucher=voucher, old_version=old, new_version=old + 1, reason=reason[:200], reissued_by=by
     )

@@ -3,14 +3,22 @@
 import datetime as dt
 from dataclasses import dataclass
 
-from django.shortcuts import render
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_safe
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST, require_safe
 
+from config import pages
+from config.errors import DomainError
 from config.i18n import name_in_language
 from vouchers import tokens
 from vouchers.models import Voucher
 from vouchers.selectors import services_on_voucher, voucher_for_senior_page
+from vouchers.services import reissue_voucher
 
 RECENT_SERVICES = 20
 
@@ -68,3 +76,31 @@ def senior_voucher(request, token: str):
         "services": rows,
     }
     return _private(render(request, "vouchers/senior_voucher.html", context))
+
+
+@login_required
+@require_POST
+def voucher_reissue(request, voucher_id: int):
+    """The worker's "new card" button on the senior's registry page: the old code is refused
+    from now on; back to the senior's page with the new card's link."""
+    voucher = Voucher.objects.filter(pk=voucher_id).only("senior_id").first()
+    if voucher is None:
+        raise Http404
+    back = reverse("registry-senior", args=[voucher.senior_id])  # the message shows at the top
+    try:
+        reissue = reissue_voucher(
+            voucher_id=voucher_id, reason=request.POST.get("reason", ""), by=request.user
+        )
+    except DomainError as error:
+        if error.code == "not_found":
+            raise Http404 from None
+        if error.code == "not_permitted":
+            return pages.forbidden(request, error.detail)
+        messages.error(request, error.detail)
+        return redirect(back)
+    messages.success(
+        request,
+        _("Reissued: the old card's code is refused from now on. Print the new card from %(url)s")
+        % {"url": tokens.voucher_url(reissue.voucher)},
+    )
+    return redirect(back)
