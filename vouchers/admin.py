@@ -13,7 +13,7 @@ from django.utils.translation import gettext_lazy as _
 from config.admin import ReadOnlyAdmin
 from config.months import format_month, next_month, parse_month
 from eligibility.models import Tier
-from vouchers.models import Redemption, RedemptionVoid, ScanAttempt, Voucher
+from vouchers.models import Redemption, RedemptionVoid, ScanAttempt, Voucher, VoucherReissue
 from vouchers.selectors import redemptions_visible_to, visible_to
 from vouchers.tokens import voucher_token
 
@@ -181,3 +181,15 @@ class ScanAttemptAdmin(ReadOnlyAdmin):
     ]
     search_fields = ["=scanned_hash"]
     list_select_related = ["staff", "device__staff", "voucher__senior"]
+
+
+@admin.register(VoucherReissue)
+class VoucherReissueAdmin(ReadOnlyAdmin):
+    """New QR codes for lost or damaged cards: written by `services.reissue_voucher` only."""
+
+    list_display = ["voucher", "old_version", "new_version", "reason", "reissued_by", "reissued_at"]
+    list_select_related = ["voucher", "reissued_by"]
+    fields = list_display
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).filter(voucher__in=visible_to(request.user))
