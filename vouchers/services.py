@@ -57,6 +57,13 @@ def issue_vouchers(*, period: dt.date, now: dt.datetime | None = None) -> IssueR
             _("Vouchers can be issued at most one month ahead, not for %(month)s."),
             month=f"{period:%Y-%m}",
         )
+    if period < month_of(now):
+        # A past month's services are over: a voucher for it could only be spent by backdating.
+        raise VoucherError(
+            "invalid_input",
+            _("%(month)s is over: vouchers are issued for this month or the next."),
+            month=f"{period:%Y-%m}",
+        )
     voucher, determination, senior = Voucher._meta, Determination._meta, Senior._meta
     tier = Determination._meta.get_field("tier").related_model._meta
     sql = f"""

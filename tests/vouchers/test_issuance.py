@@ -108,8 +108,19 @@ def test_the_database_refuses_a_second_voucher_or_a_negative_balance(seniors):
         voucher.save()
 
 
-def test_issue_vouchers_command(seniors, capsys):
+def test_issue_vouchers_command(seniors, capsys, monkeypatch):
+    monkeypatch.setattr("django.utils.timezone.now", lambda: at(NOVEMBER))
     call_command("issue_vouchers", "--period", "2026-11")
     assert "issued 4" in capsys.readouterr().out
     with pytest.raises(Exception, match="YYYY-MM"):
         call_command("issue_vouchers", "--period", "2026-13")
+
+
+def test_a_past_month_is_refused_and_issues_nothing(seniors):
+    # Given it is December: November's services are over
+    with pytest.raises(VoucherError) as refusal:
+        issue_vouchers(period=NOVEMBER, now=at(DECEMBER))
+    assert refusal.value.code == "invalid_input" and "2026-11" in refusal.value.detail
+    assert not Voucher.objects.exists()
+    # And this month is still issued
+    assert issue_vouchers(period=DECEMBER, now=at(DECEMBER)).issued == 4
