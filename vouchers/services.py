@@ -283,9 +283,13 @@ def void_redemption(
     if redemption is None:
         raise VoucherError("not_found", _("No such redemption."))
     staff = getattr(user, "staff_member", None)
-    may_void = (staff is not None and staff.is_active and staff.provider_id == redemption.provider_id) or (
-        user.has_perm("vouchers.add_redemptionvoid")
-    )
+    # A suspended provider's staff void nothing, whatever device token they hold (as they scan nothing).
+    may_void = (
+        staff is not None
+        and staff.is_active
+        and staff.provider_id == redemption.provider_id
+        and redemption.provider.is_active
+    ) or user.has_perm("vouchers.add_redemptionvoid")
     if not may_void:
         raise VoucherError("not_permitted", _("You may only void your own organisation's redemptions."))
     if not reason:

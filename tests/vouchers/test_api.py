@@ -290,6 +290,19 @@ def test_void_by_another_provider_is_not_permitted(world):
     assert_refused(response, 403, "not_permitted")
 
 
+def test_a_suspended_providers_staff_can_neither_scan_nor_void(world):
+    # Given a service recorded, and then the provider suspended by the bureau
+    created = world.client().post(REDEEM, redeem_body(world.token()), format="json").json()
+    world.staff.provider.__class__.objects.filter(pk=world.staff.provider_id).update(is_active=False)
+
+    # Then the same device's void and scans are refused at once, and nothing changes
+    url = f"/api/v1/redemptions/{created['id']}/void/"
+    assert_refused(world.client().post(url, {"reason": "x"}, format="json"), 403, "not_permitted")
+    scan = redeem_body(world.token(), key="scan-0000002")
+    assert_refused(world.client().post(REDEEM, scan, format="json"), 403, "not_permitted")
+    assert not Redemption.objects.filter(void__isnull=False).exists()
+
+
 def test_bureau_user_with_the_permission_may_void(world):
     created = world.client().post(REDEEM, redeem_body(world.token()), format="json").json()
     officer = UserFactory(username="bureau-officer")
