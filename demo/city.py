@@ -555,8 +555,10 @@ def ensure_providers(
                 user, created_user = User.objects.get_or_create(
                     username=f"{plan.code}-{employee_number[-3:]}", defaults={"first_name": display_name}
                 )
-                if created_user:
-                    user.set_unusable_password()
+                if created_user or not user.has_usable_password():
+                    # Every provider's staff can sign a phone in (an older demo database left
+                    # them without a password)
+                    user.set_password(PASSWORD)
                     user.save(update_fields=["password"])
                 user.groups.add(_group(roles.STAFF))
             member, _ = StaffMember.objects.get_or_create(
@@ -784,6 +786,11 @@ def build_demo_city(*, now: dt.datetime | None = None) -> DemoCity:
     logins = [
         DemoLogin(plan.username, plan.role, kangle if plan.role in {roles.PROVIDER, roles.STAFF} else None)
         for plan in LOGINS
+    ] + [
+        # The first of each other provider's staff: each provider's scans can be tried
+        DemoLogin(setup.staff[0].user.username, roles.STAFF, setup.provider)
+        for setup in setups[1:]
+        if setup.staff
     ]
     example = (
         Voucher.objects.filter(period=this_month, senior__in=[s.pk for s in seniors], tier_code="subsidized")

@@ -138,6 +138,11 @@ def test_every_printed_login_works_in_its_role(demo, db):
     )
     staff = get_user_model().objects.get(username="staff").staff_member
     assert staff.provider == get_user_model().objects.get(username="provider").staff_member.provider
+    # And the staff of every provider can sign a phone in, the first of each printed
+    for provider in Provider.objects.all():
+        members = StaffMember.objects.filter(provider=provider).exclude(user__username="provider")
+        assert members and all(authenticate(username=m.user.username, password=PASSWORD) for m in members)
+        assert any(f"  {m.user.username} " in demo.first_output for m in members), provider.code
 
 
 def test_every_tier_and_care_visit_class_occurs(demo, db):
