@@ -42,7 +42,7 @@ from urllib.parse import urlsplit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.postgres import connect, recreate_database, server_config  # noqa: E402
+from bench.postgres import connect, database_url, recreate_database, server_config  # noqa: E402
 
 AS_OF = dt.date(2026, 12, 1)  # the first of a month, as the evaluation before issuance runs
 JOB = "bench-evaluate"
@@ -471,12 +471,7 @@ def determinations(config: dict, db_name: str) -> dict:
 
 def main() -> None:
     args = parse_args()
-    url = os.environ.get("DATABASE_URL", "")
-    if not url:
-        sys.exit(
-            "Set DATABASE_URL to a PostgreSQL server, e.g.\n  DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres "
-            ".venv/bin/python bench/evaluate.py"
-        )
+    url = database_url("bench/evaluate.py")
     if args.child:
         child(args)
         return

@@ -36,7 +36,7 @@ from urllib.parse import urlsplit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.postgres import connect, recreate_database, server_config  # noqa: E402
+from bench.postgres import connect, database_url, recreate_database, server_config  # noqa: E402
 
 BASELINE_TABLE = "bench_import_baseline"
 COPY_BATCH = 10_000
@@ -257,12 +257,7 @@ def create_baseline_table(config: dict, db_name: str, columns: int) -> None:
 
 def main() -> None:
     args = parse_args()
-    url = os.environ.get("DATABASE_URL", "")
-    if not url:
-        sys.exit(
-            "Set DATABASE_URL to a PostgreSQL server, e.g.\n  DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres "
-            ".venv/bin/python bench/import_seniors.py"
-        )
+    url = database_url("bench/import_seniors.py")
     if args.child:
         child(args)
         return

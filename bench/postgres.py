@@ -1,7 +1,19 @@
 """What the benchmarks share: reaching the PostgreSQL server of DATABASE_URL and a throwaway
 database on it (dropped and created again by each run)."""
 
+import os
 import sys
+
+
+def database_url(script: str) -> str:
+    """DATABASE_URL, or exit saying how to set it for `script` (e.g. "bench/redeem.py")."""
+    url = os.environ.get("DATABASE_URL", "")
+    if not url:
+        sys.exit(
+            "Set DATABASE_URL to a PostgreSQL server, e.g.\n"
+            f"  DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres .venv/bin/python {script}"
+        )
+    return url
 
 
 def server_config(url: str, *, why: str) -> dict:

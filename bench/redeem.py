@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.postgres import connect, recreate_database, server_config  # noqa: E402
+from bench.postgres import connect, database_url, recreate_database, server_config  # noqa: E402
 
 FACE_VALUE = Decimal("1000000.00")  # large enough that no run ever hits the balance shortfall
 UNIT_PRICE = Decimal("40.00")
@@ -253,12 +253,7 @@ def queries_per_redemption(fixtures: dict, *, samples: int) -> tuple[float, list
 
 def main() -> None:
     args = parse_args()
-    url = os.environ.get("DATABASE_URL", "")
-    if not url:
-        sys.exit(
-            "Set DATABASE_URL to a PostgreSQL server, e.g.\n"
-            "  DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres .venv/bin/python bench/redeem.py"
-        )
+    url = database_url("bench/redeem.py")
     config = server_config(url, why="bench/redeem.py measures row locks and transactions on PostgreSQL")
     if config["NAME"] == args.db_name:
         sys.exit(f"DATABASE_URL names {args.db_name}, the database this script drops; use another one.")
