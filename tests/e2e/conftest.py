@@ -34,10 +34,13 @@ PASSWORD = "pw-for-tests-1"  # UserFactory's password
 ACCOUNT_CONTEXT = "config.views.account_context"
 
 
-def make_user(username: str, *roles: str, **fields):
+def make_user(username: str, *roles: str, region=None, **fields):
+    """A user in the role groups, working in `region` (a RegionScope) when one is given."""
     user = UserFactory(username=username, **fields)
     for role in roles:
         user.groups.add(Group.objects.get_or_create(name=role)[0])
+    if region is not None:
+        RegionScope.objects.create(user=user, region=region)
     return user
 
 

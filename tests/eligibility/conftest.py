@@ -4,13 +4,13 @@ worker, and a registration helper that goes through `register_senior` as the reg
 import datetime as dt
 
 import pytest
-from django.contrib.auth.models import Group
 
 from config.months import SHANGHAI
 from config.roles import BUREAU, WORKER, setup_roles
 from eligibility.models import Policy, Region, Senior
 from eligibility.services import ensure_default_policy, register_senior
-from tests.factories import UserFactory, make_community, make_id_card_number
+from tests.e2e.conftest import make_user
+from tests.factories import make_community, make_id_card_number
 
 # The middle of November 2026 in Shanghai: next month starts on 1 December.
 NOW = dt.datetime(2026, 11, 16, 10, 0, tzinfo=SHANGHAI)
@@ -22,12 +22,6 @@ def born_aged(years: int, on: dt.date = NEXT_MONTH) -> dt.date:
     """A birth date that makes someone exactly `years` old on `on` (their birthday a month before)."""
     day = on - dt.timedelta(days=30)
     return day.replace(year=day.year - years)
-
-
-def make_user(username: str, role: str):
-    user = UserFactory(username=username)
-    user.groups.add(Group.objects.get(name=role))
-    return user
 
 
 @pytest.fixture

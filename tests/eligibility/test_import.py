@@ -4,7 +4,6 @@ import datetime as dt
 import io
 
 import pytest
-from django.contrib.auth.models import Group
 from django.core.cache import cache
 from django.core.management import call_command
 from django.core.management.base import CommandError
@@ -29,7 +28,7 @@ from eligibility.importer import (
     run_import,
     write_template,
 )
-from eligibility.models import Determination, ImportJob, Region, RegionScope, Senior
+from eligibility.models import Determination, ImportJob, Region, Senior
 from eligibility.selectors import import_jobs_visible_to, import_progress, import_progress_key
 from eligibility.services import (
     _stored_workbook,  # the job reads its upload in chunks
@@ -42,18 +41,11 @@ from eligibility.services import (
     register_senior,
     start_import,
 )
+from tests.e2e.conftest import make_user
 from tests.eligibility.workbooks import EN, ZH, senior_row, workbook
-from tests.factories import UserFactory, make_community, make_id_card_number
+from tests.factories import make_community, make_id_card_number
 
 History = Senior.history.model
-
-
-def make_user(username: str, role: str, region=None):
-    user = UserFactory(username=username)
-    user.groups.add(Group.objects.get(name=role))
-    if region is not None:
-        RegionScope.objects.create(user=user, region=region)
-    return user
 
 
 @pytest.fixture
@@ -63,7 +55,7 @@ def community(db) -> Region:
 
 @pytest.fixture
 def worker(community):
-    return make_user("chen", "worker", community)
+    return make_user("chen", "worker", region=community)
 
 
 def codes(report: ImportReport) -> list[tuple[int, str, str]]:
@@ -730,7 +722,7 @@ def test_a_finished_job_is_not_run_twice(community, worker):
 
 
 def test_workers_see_their_own_imports_and_the_bureau_sees_all(community, worker):
-    other = make_user("li", "worker", community)
+    other = make_user("li", "worker", region=community)
     bureau = make_user("wang", "bureau")
     mine = ImportJob.objects.create(created_by=worker, filename="a.xlsx", workbook=b"")
     theirs = ImportJob.objects.create(created_by=other, filename="b.xlsx", workbook=b"")
@@ -857,7 +849,7 @@ def test_only_a_clean_check_is_confirmed_and_only_by_whoever_checked_it(communit
     with pytest.raises(EligibilityError, match="invalid_input"):
         confirm_import(job=refused, user=worker)
     with pytest.raises(EligibilityError, match="not_permitted"):
-        confirm_import(job=checked, user=make_user("li", "worker", community))
+        confirm_import(job=checked, user=make_user("li", "worker", region=community))
     assert Senior.objects.count() == 0
 
     # And the checked one, confirmed, is imported as a new job

@@ -5,15 +5,13 @@ import datetime as dt
 import io
 
 import pytest
-from django.contrib.auth.models import Group
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 from rest_framework.test import APIClient
 
 from config.roles import setup_roles
-from eligibility.models import RegionScope
 from eligibility.services import change_senior_status
-from tests.factories import UserFactory
+from tests.e2e.conftest import make_user
 from tests.vouchers.conftest import NOW, balance_of
 from tests.vouchers.test_api import REDEEM, VERIFY, assert_refused, redeem_body
 from vouchers.errors import VoucherError
@@ -25,12 +23,8 @@ REVOCATIONS = "/api/v1/scanner/revocations/"
 
 
 def user_with_role(username: str, role: str, region=None):
-    setup_roles()
-    user = UserFactory(username=username)
-    user.groups.add(Group.objects.get(name=role))
-    if region is not None:
-        RegionScope.objects.create(user=user, region=region)
-    return user
+    setup_roles()  # a transactional test before this one may have flushed the role groups away
+    return make_user(username, role, region=region)
 
 
 @pytest.fixture
