@@ -126,6 +126,16 @@ _import_log = logging.getLogger("eligibility.import")
 FINISHED_IMPORT_STATES = (ImportJob.State.DONE, ImportJob.State.CHECKED, ImportJob.State.FAILED)
 
 
+def cached_progress(key: str, *, log, what: str):
+    """What a running job last put in the cache under `key`, or None: the cache is a helper
+    (Redis may be down), so its failure is logged and the page's bar simply waits."""
+    try:
+        return cache.get(key)
+    except Exception:  # any cache failure: the bar waits, the job goes on
+        log.warning("%s: progress could not be read from the cache", what, exc_info=True)
+        return None
+
+
 def import_progress_key(job_id: int) -> str:
     """The cache key under which a running import keeps (rows done, rows in all)."""
     return f"eligibility:import-progress:{job_id}"
@@ -140,11 +150,7 @@ def import_progress(*, job: ImportJob) -> tuple[int, int]:
     """
     if job.state in FINISHED_IMPORT_STATES:
         return job.total_rows, job.total_rows
-    try:
-        value = cache.get(import_progress_key(job.pk))
-    except Exception:  # any cache failure: the bar waits, the import goes on
-        _import_log.warning("import %s: progress could not be read from the cache", job.pk, exc_info=True)
-        value = None
+    value = cached_progress(import_progress_key(job.pk), log=_import_log, what=f"import {job.pk}")
     if not value:
         return 0, job.total_rows
     done, total = value
@@ -244,6 +250,10 @@ def evaluation_date(*, today: dt.date) -> dt.date:
     return ahead or today
 
 
+EVALUATION_STEPS = 5  # the statements of services.evaluate_eligibility, for its progress bar
+_evaluation_log = logging.getLogger("eligibility.evaluation")
+
+
 def evaluation_progress_key(run_id: int) -> str:
     return f"eligibility:evaluation-progress:{run_id}"
 
@@ -251,18 +261,10 @@ def evaluation_progress_key(run_id: int) -> str:
 def evaluation_progress(*, run) -> tuple[int, int]:
     """(steps done, steps in all) of an evaluation run, for the page's progress bar; a finished
     run is complete, a queued one (or a cache that fails) shows 0."""
-    from eligibility.services import EVALUATION_STEPS
-
     if run.state in (run.State.DONE, run.State.FAILED):
         return EVALUATION_STEPS, EVALUATION_STEPS
-    try:
-        value = cache.get(evaluation_progress_key(run.pk)) or {}
-    except Exception:  # any cache failure: the bar waits, the evaluation goes on
-        logging.getLogger("eligibility.evaluation").warning(
-            "evaluation %s: no progress from the cache", run.pk
-        )
-        value = {}
-    return int(value.get("done", 0)), EVALUATION_STEPS
+    value = cached_progress(evaluation_progress_key(run.pk), log=_evaluation_log, what=f"evaluation {run.pk}")
+    return int((value or {}).get("done", 0)), EVALUATION_STEPS
 
 
 def policies_for_bureau() -> dict:

@@ -1,6 +1,5 @@
 """Writes of the eligibility app: the registry, the default policy, and evaluation."""
 
-import contextlib
 import datetime as dt
 import logging
 import re
@@ -39,6 +38,7 @@ from eligibility.normalise import (
     sex_of,
 )
 from eligibility.selectors import (
+    EVALUATION_STEPS,
     evaluation_date,
     evaluation_progress_key,
     import_progress_key,
@@ -363,7 +363,6 @@ def wait_for_city_evaluation() -> None:
 
 OUTCOME_TABLE = "eligibility_outcome"
 EVALUATION_LOCK = 7_300_107  # the PostgreSQL advisory lock key of evaluations
-EVALUATION_STEPS = 5
 
 
 def _execute(cursor, sql: str, params=()) -> int:
@@ -877,8 +876,13 @@ def finish_evaluation(*, run_id: int) -> EvaluationRun:
     key = evaluation_progress_key(run.pk)
 
     def progress(step, steps):
-        with contextlib.suppress(Exception):  # the cache is a helper: its outage never stops the job
-            cache.set(key, {"done": step, "total": steps}, EVALUATION_PROGRESS_SECONDS)
+        record_progress(
+            key,
+            {"done": step, "total": steps},
+            seconds=EVALUATION_PROGRESS_SECONDS,
+            log=_log,
+            what=f"evaluation {run.pk}",
+        )
 
     try:
         result = evaluate_eligibility(
@@ -915,13 +919,24 @@ _import_log = logging.getLogger("eligibility.import")
 IMPORT_PROGRESS_SECONDS = 24 * 3600  # how long the cache keeps a job's progress
 
 
-def record_import_progress(*, job_id: int, done: int, total: int) -> None:
-    """Keep (done, total) in the cache for the page's progress bar. The cache may be Redis: its
-    failure is logged and never fails the import."""
+def record_progress(key: str, value, *, seconds: int, log, what: str) -> None:
+    """Keep a running job's progress in the cache for the page's bar (`selectors.cached_progress`
+    reads it). The cache may be Redis: its failure is logged and never fails the job."""
     try:
-        cache.set(import_progress_key(job_id), (done, total), IMPORT_PROGRESS_SECONDS)
-    except Exception:  # any cache failure: the import goes on without a progress bar
-        _import_log.warning("import %s: progress could not be written to the cache", job_id, exc_info=True)
+        cache.set(key, value, seconds)
+    except Exception:  # any cache failure: the job goes on without a progress bar
+        log.warning("%s: progress could not be written to the cache", what, exc_info=True)
+
+
+def record_import_progress(*, job_id: int, done: int, total: int) -> None:
+    """Keep (done, total) of an import for the page's progress bar."""
+    record_progress(
+        import_progress_key(job_id),
+        (done, total),
+        seconds=IMPORT_PROGRESS_SECONDS,
+        log=_import_log,
+        what=f"import {job_id}",
+    )
 
 
 @transaction.atomic
