@@ -71,6 +71,17 @@ SUBDISTRICTS = [
     ),
 ]
 
+# Each community's contact for its seniors (printed on their cards): the demo worker of 保俶社区
+# is 陈晓燕; the others are names the demo has no login for.
+COMMUNITY_CONTACTS = {
+    "330106001001": ("陈晓燕", "0571-87991001"),
+    "330106001002": ("周丽萍", "0571-87991002"),
+    "330106002001": ("吴海燕", "0571-87992001"),
+    "330106002002": ("郑国强", "0571-87992002"),
+    "330106004001": ("孙美华", "0571-87994001"),
+    "330106004002": ("钱文静", "0571-87994002"),
+}
+
 # --- Service catalogue (DESIGN.md §4.6) ---------------------------------------------------------
 
 Unit, Category = ServiceItem.Unit, ServiceItem.Category
@@ -426,6 +437,7 @@ def ensure_regions() -> dict[str, Region]:
         )
         regions[sub_code] = subdistrict
         for com_code, com_name, com_en in communities:
+            contact_name, contact_phone = COMMUNITY_CONTACTS[com_code]
             regions[com_code], _ = Region.objects.get_or_create(
                 code=com_code,
                 defaults={
@@ -434,6 +446,10 @@ def ensure_regions() -> dict[str, Region]:
                     "level": Region.Level.COMMUNITY,
                     "parent": subdistrict,
                 },
+            )
+            # An older demo database has communities without a contact: give them one.
+            Region.objects.filter(code=com_code, contact_phone="").update(
+                contact_name=contact_name, contact_phone=contact_phone
             )
     return regions
 

@@ -35,7 +35,7 @@ from eligibility.services import (
 
 @admin.register(Region)
 class RegionAdmin(admin.ModelAdmin):
-    list_display = ["code", "name", "name_en", "level", "parent"]
+    list_display = ["code", "name", "name_en", "level", "parent", "contact_name", "contact_phone"]
     list_filter = ["level"]
     search_fields = ["code", "name", "name_en"]
     list_select_related = ["parent"]

@@ -28,6 +28,15 @@ class Region(models.Model):
     )
     # Materialised path of codes ("3301/330102/33010201/"): "covers the subtree" is a prefix test.
     path = models.CharField(max_length=255, unique=True, editable=False)
+    # Whom a senior of this community calls (社区居家养老联系人): printed on their card and shown
+    # on their voucher page. A public duty phone, never a private one.
+    contact_name = models.CharField(_("contact person"), max_length=50, blank=True)
+    contact_phone = models.CharField(
+        _("contact phone"),
+        max_length=20,
+        blank=True,
+        help_text=_("A mobile number or an area code and number, e.g. 0571-87001234."),
+    )
 
     class Meta:
         ordering = ["path"]

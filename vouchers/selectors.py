@@ -4,10 +4,13 @@ import datetime as dt
 from dataclasses import dataclass
 
 from django.db.models import QuerySet
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from config.i18n import name_in_language
 from config.roles import BUREAU, FINANCE, PROVIDER_ROLES, roles_of
 from eligibility.selectors import visible_to as seniors_visible_to
+from providers.models import Contract, Provider
 from providers.selectors import ancestor_paths, contract_items_for
 from vouchers import tokens
 from vouchers.errors import VoucherError
@@ -113,7 +116,56 @@ def recent_redemptions_for_device(*, device, limit: int = 50):
 
 
 def voucher_for_senior_page(*, voucher_id: int) -> Voucher | None:
-    return Voucher.objects.select_related("senior", "tier").filter(pk=voucher_id).first()
+    return Voucher.objects.select_related("senior__community", "tier").filter(pk=voucher_id).first()
+
+
+@dataclass(frozen=True)
+class ProviderContact:
+    name: str
+    phone: str
+
+
+@dataclass(frozen=True)
+class VoucherContacts:
+    """Whom a senior calls about their voucher: printed on the card, shown on their page."""
+
+    community: str
+    worker_name: str
+    worker_phone: str
+    providers: list[ProviderContact]
+
+
+def contacts_for_community(*, community, on: dt.date) -> VoucherContacts:
+    """The community's contact and the hotlines of the active providers whose contracts active
+    on `on` cover it (a subdistrict's contract covers its communities), by provider code."""
+    providers = (
+        Provider.objects.filter(
+            is_active=True,
+            contracts__status=Contract.Status.ACTIVE,
+            contracts__starts_on__lte=on,
+            contracts__ends_on__gte=on,
+            contracts__service_area__path__in=ancestor_paths(community.path),
+        )
+        .distinct()
+        .order_by("code")
+    )
+    return VoucherContacts(
+        community=name_in_language(community),
+        worker_name=community.contact_name,
+        worker_phone=community.contact_phone,
+        providers=[
+            ProviderContact(name=name_in_language(provider), phone=provider.contact_phone)
+            for provider in providers
+        ],
+    )
+
+
+def voucher_contacts(voucher: Voucher) -> VoucherContacts:
+    """`contacts_for_community` for the voucher's senior, in the voucher's month (its last day
+    once the month is over, its first before it starts)."""
+    today = timezone.localdate()
+    on = min(max(today, voucher.valid_from), voucher.valid_until)
+    return contacts_for_community(community=voucher.senior.community, on=on)
 
 
 def services_on_voucher(*, voucher: Voucher, limit: int = 20) -> list[Redemption]:
