@@ -19,6 +19,7 @@ urlpatterns = [
     path("registry/", include("eligibility.urls")),
     path("policies/", include("eligibility.policy_urls")),
     path("accounts/", include("providers.urls")),
+    path("providers/", include("providers.provider_urls")),
     path("", include("vouchers.urls")),
     path("", include("billing.urls")),
 ]

@@ -1,0 +1,3 @@
+"""/providers/: the bureau creates and suspends providers and their contracts; a manager sees theirs."""
+
+urlpatterns = []

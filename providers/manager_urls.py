@@ -1,0 +1,3 @@
+"""/providers/<id>/staff|devices|redemptions/: a provider manager runs their own team."""
+
+urlpatterns = []
