@@ -1,11 +1,18 @@
 """Settings for the test suite: the same as production, with a throwaway key."""
 
+import base64
 import os
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key-not-for-production")
+# A fresh voucher signing key for each test run: nothing of it is in the repository.
+_test_key = Ed25519PrivateKey.generate().private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+os.environ.setdefault("VOUCHER_SIGNING_KEY", base64.b64encode(_test_key).decode())
 os.environ.setdefault("SECURE_COOKIES", "0")
 
-from .settings import *  # noqa: F403
+from .settings import *  # noqa: E402, F403 - the environment above must be set first
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticFilesStorage"  # noqa: F405

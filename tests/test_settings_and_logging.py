@@ -124,9 +124,16 @@ def test_settings_refuse_to_start_without_a_secret_key_unless_debug(no_local_env
     assert "ImproperlyConfigured" in refused.stderr
     assert "SECRET_KEY must be set" in refused.stderr
 
-    # while with DEBUG=1, or with a key, they load
+    # and without a voucher signing key: printed cards must not be signed by a guessable key
+    keyless = _import_settings(SECRET_KEY="a-key-for-this-test-only")
+    assert keyless.returncode != 0
+    assert "VOUCHER_SIGNING_KEY or VOUCHER_SIGNING_KEY_FILE must be set" in keyless.stderr
+
+    # while with DEBUG=1, or with both keys, they load
     assert _import_settings(DEBUG="1").stdout.strip() == "True"
-    assert _import_settings(SECRET_KEY="a-key-for-this-test-only").stdout.strip() == "False"
+    signing_key = os.environ["VOUCHER_SIGNING_KEY"]  # the test run's own (config.settings_test)
+    keyed = _import_settings(SECRET_KEY="a-key-for-this-test-only", VOUCHER_SIGNING_KEY=signing_key)
+    assert keyed.stdout.strip() == "False"
 
 
 def test_shanghai_time_and_chinese_first():

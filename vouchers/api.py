@@ -18,7 +18,7 @@ from config.errors import DomainError
 from config.months import local_date
 from providers.api import ErrorSerializer
 from providers.models import Device
-from vouchers import selectors, services
+from vouchers import selectors, services, tokens
 from vouchers.errors import VoucherError
 
 ERRORS = {code: ErrorSerializer for code in (400, 401, 403, 404, 409, 429)}
@@ -65,6 +65,9 @@ class ServiceItemOfferSerializer(serializers.Serializer):
     name_en = serializers.CharField()
     unit = serializers.CharField()
     unit_price = serializers.CharField()
+    quantity_step = serializers.CharField(
+        help_text="the smallest billable increment: a quantity must be a positive multiple of it"
+    )
 
 
 class VoucherScanSerializer(serializers.Serializer):
@@ -179,6 +182,7 @@ class VerifyView(ScanView):
                         "name_en": item.service_item.name_en,
                         "unit": item.service_item.unit,
                         "unit_price": _money(item.unit_price),
+                        "quantity_step": f"{item.service_item.quantity_step.normalize():f}",
                     }
                     for item in scan.items
                 ],
@@ -295,3 +299,45 @@ class RevocationsView(APIView):
                 "complete": len(rows) < selectors.REVOCATIONS_PAGE,
             }
         )
+
+
+class ScannerKeySerializer(serializers.Serializer):
+    key_id = serializers.IntegerField(help_text="the first byte of a token: which key signed it")
+    algorithm = serializers.CharField(help_text="Ed25519")
+    public_key = serializers.CharField(help_text="the raw 32-byte public key, base64url without padding")
+    current = serializers.BooleanField(help_text="true: new cards are signed with this key")
+    valid_until = serializers.DateField(
+        allow_null=True, help_text="the last day cards of this key are accepted (null: until replaced)"
+    )
+
+
+class ScannerKeysSerializer(serializers.Serializer):
+    keys = ScannerKeySerializer(many=True)
+    token_format = serializers.CharField()
+
+
+CARD_CODE_LAYOUT = (
+    "120 characters of RFC 4648 base32 = 75 bytes: key id (1), voucher id (6, big-endian), "
+    "token version (2), month as (year-2000)*12+(month-1) (2), then the Ed25519 signature (64) of "
+    "the ASCII bytes 'homecare-voucher-token-v1' followed by the first 11 bytes."
+)
+
+
+class KeysView(APIView):
+    """The public keys that verify voucher cards offline (DESIGN.md §5): the current key and the
+    previous ones still accepted after a rotation, with the last day of each."""
+
+    @extend_schema(responses={200: ScannerKeysSerializer, **ERRORS})
+    def get(self, request):
+        _staff_of(request)
+        keys = [
+            {
+                "key_id": key.key_id,
+                "algorithm": tokens.ALGORITHM,
+                "public_key": key.public_key_text,
+                "current": key.current,
+                "valid_until": key.valid_until,
+            }
+            for key in tokens.verification_keys(local_date(timezone.now()))
+        ]
+        return Response({"keys": keys, "token_format": CARD_CODE_LAYOUT})

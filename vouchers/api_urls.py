@@ -9,7 +9,7 @@ from django.urls import re_path
 
 from config.api import json_not_found
 from providers.api import AuthTokenView
-from vouchers.api import RedemptionsView, RevocationsView, VerifyView, VoidView
+from vouchers.api import KeysView, RedemptionsView, RevocationsView, VerifyView, VoidView
 
 urlpatterns = [
     re_path(r"^auth/token/?$", AuthTokenView.as_view(), name="api-auth-token"),
@@ -18,6 +18,7 @@ urlpatterns = [
     re_path(
         r"^redemptions/(?P<redemption_id>[0-9]{1,18})/void/?$", VoidView.as_view(), name="api-redemption-void"
     ),
+    re_path(r"^scanner/keys/?$", KeysView.as_view(), name="api-scanner-keys"),
     re_path(r"^scanner/revocations/?$", RevocationsView.as_view(), name="api-scanner-revocations"),
     re_path(r"^", json_not_found),
 ]
