@@ -315,6 +315,9 @@ class Policy(models.Model):
     # Who the policy covers at all (a condition, conditions.py): outside it, no determination
     # (unless a worker set a manual tier: a decision about one person, which evaluation keeps).
     population = models.JSONField(_("who the policy covers"), default=dict)
+    # Whether the unused part of last month's voucher is added to this month's (结转), once: see
+    # vouchers.services.carry_over. Fixed once published, like the rules.
+    carry_over_unused = models.BooleanField(_("carry unused balance over to the next month"), default=False)
     based_on = models.ForeignKey(
         "self",
         on_delete=models.SET_NULL,

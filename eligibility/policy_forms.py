@@ -112,10 +112,24 @@ class PolicyForm(ConditionPreviewMixin, PolicyServiceForm):
         label=_("Who the policy covers (condition)"),
         help_text=_("Seniors outside it get no determination at all. For example: aged 60 or over."),
     )
+    carry_over_unused = forms.BooleanField(
+        label=_("Carry unused balance over to the next month"),
+        required=False,
+        help_text=_(
+            "Off: each month's voucher starts afresh. On: what is left of last month's face value, once "
+            "the month is over, is added to this month's voucher (never more than one month's face value)."
+        ),
+    )
 
     def __init__(self, *args, policy: Policy, **kwargs):
         kwargs.setdefault(
-            "initial", {"name": policy.name, "name_en": policy.name_en, "population": policy.population}
+            "initial",
+            {
+                "name": policy.name,
+                "name_en": policy.name_en,
+                "population": policy.population,
+                "carry_over_unused": policy.carry_over_unused,
+            },
         )
         kwargs.setdefault("auto_id", "policy-%s")
         super().__init__(*args, **kwargs)

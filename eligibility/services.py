@@ -516,7 +516,7 @@ def evaluate_eligibility(
 
 # --- Policies: drafts, activation, overrides, evaluation runs ----------------------------------
 
-POLICY_FIELDS = ("name", "name_en", "population")
+POLICY_FIELDS = ("name", "name_en", "population", "carry_over_unused")
 SLUG = re.compile(r"^[-a-zA-Z0-9_]{1,40}$")
 TIER_FIELDS = ("code", "name", "name_en", "rank", "government_share_rate", "monthly_face_value")
 RULE_FIELDS = ("code", "label", "label_en", "tier", "care_visit_class", "condition")
@@ -579,6 +579,7 @@ def copy_policy(*, policy: Policy, by, code: str | None = None, name: str | None
                 name_en=policy.name_en,
                 status=Policy.Status.DRAFT,
                 population=policy.population,
+                carry_over_unused=policy.carry_over_unused,
                 based_on=policy,
                 created_by=by,
             )
@@ -622,7 +623,7 @@ def _saved(instance, *, message_field: str = ""):
 
 @transaction.atomic
 def update_draft(*, policy: Policy, by, **values) -> Policy:
-    """Change a draft's name, English name or population condition."""
+    """Change a draft's name, English name, population condition or carry-over option."""
     _require(by, "eligibility.change_policy", _("You may not edit policies."))
     _draft(policy)
     if "population" in values:

@@ -2,13 +2,18 @@
 
 A redemption is an immutable, priced fact; a void is a second fact pointing at it. The
 government-share balance of a voucher is guarded by a check constraint (0 ≤ balance ≤ face
-value) and debited under a row lock in the same transaction as the redemption's insert.
+value plus what was carried over) and debited under a row lock in the same transaction as the
+redemption's insert.
 """
+
+from decimal import Decimal
 
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
-from django.db.models.functions import Round
+from django.db.models.functions import Length, Round
+from django.db.models.lookups import LessThanOrEqual
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from djmoney.models.fields import MoneyField
 
@@ -25,17 +30,49 @@ class Voucher(models.Model):
         EXPIRED = "expired", _("Expired")
         REVOKED = "revoked", _("Revoked")
 
-    senior = models.ForeignKey("eligibility.Senior", on_delete=models.PROTECT, related_name="vouchers")
+    # Issuance writes two million rows in one statement, so this table keeps only the indexes
+    # and per-row checks it needs (bench/issue.py measures each): the (senior, month) unique
+    # index also serves every "this senior's vouchers" query. Senior, determination and tier are
+    # checked once per statement instead of once per row, by the triggers of migration 0006: the
+    # row matches its determination (that senior's, with that tier), which is never deleted and
+    # keeps its senior by its own foreign key; a published tier is never deleted (eligibility 0008).
+    senior = models.ForeignKey(
+        "eligibility.Senior",
+        on_delete=models.PROTECT,
+        related_name="vouchers",
+        db_constraint=False,
+        db_index=False,
+    )
     determination = models.ForeignKey(
-        "eligibility.Determination", on_delete=models.PROTECT, related_name="vouchers"
+        "eligibility.Determination",
+        on_delete=models.PROTECT,
+        related_name="vouchers",
+        db_constraint=False,
+        db_index=False,
     )
     # The first day of the month the voucher is for.
     period = models.DateField(_("month"))
-    tier = models.ForeignKey("eligibility.Tier", on_delete=models.PROTECT, related_name="vouchers")
-    tier_code = models.SlugField(_("tier"), max_length=30)
+    tier = models.ForeignKey(
+        "eligibility.Tier",
+        on_delete=models.PROTECT,
+        related_name="vouchers",
+        db_constraint=False,
+        db_index=False,
+    )
+    tier_code = models.SlugField(_("tier"), max_length=30, db_index=False)
     government_share_rate = models.DecimalField(_("government share rate"), max_digits=5, decimal_places=4)
     face_value = money_field(_("face value"))
     balance = money_field(_("balance"))
+    # What was left of last month's face value, added once that month was over, where the
+    # policy carries unused balance over (default off); in CNY.
+    carried_over = models.DecimalField(
+        _("carried over"),
+        max_digits=12,
+        decimal_places=2,
+        default=Decimal("0.00"),
+        db_default=Decimal("0.00"),
+    )
+    carried_over_at = models.DateTimeField(_("carried over at"), null=True, blank=True)
     valid_from = models.DateField(_("valid from"))
     valid_until = models.DateField(_("valid until"))
     status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.ACTIVE)
@@ -54,7 +91,11 @@ class Voucher(models.Model):
             models.UniqueConstraint(fields=["senior", "period"], name="voucher_one_per_senior_month"),
             models.CheckConstraint(condition=Q(balance__gte=0), name="voucher_balance_non_negative"),
             models.CheckConstraint(
-                condition=Q(balance__lte=F("face_value")), name="voucher_balance_le_face_value"
+                condition=Q(balance__lte=F("face_value") + F("carried_over")),
+                name="voucher_balance_le_entitlement",
+            ),
+            models.CheckConstraint(
+                condition=Q(carried_over__gte=0), name="voucher_carried_over_non_negative"
             ),
             models.CheckConstraint(condition=Q(face_value__gte=0), name="voucher_face_value_non_negative"),
             models.CheckConstraint(
@@ -69,7 +110,8 @@ class Voucher(models.Model):
             ),
         ]
         indexes = [
-            models.Index(fields=["period", "status"]),
+            # Status first: expiring last month's active vouchers reads only the active ones.
+            models.Index(fields=["status", "period"], name="voucher_status_period"),
             models.Index(
                 fields=["revoked_at"], condition=Q(revoked_at__isnull=False), name="voucher_revoked_at"
             ),
@@ -78,6 +120,39 @@ class Voucher(models.Model):
 
     def __str__(self):
         return f"{self.period:%Y-%m} #{self.pk}"
+
+
+class IssuanceRun(models.Model):
+    """One run of a month's issuance (who or which job, when, how many): the record that makes it
+    attributable, and the mark from which a re-run looks for new determinations only."""
+
+    period = models.DateField(_("month"))
+    started_at = models.DateTimeField(_("started at"))
+    finished_at = models.DateTimeField(_("finished at"))
+    issued = models.PositiveIntegerField(_("vouchers issued"))
+    expired = models.PositiveIntegerField(_("vouchers expired"))
+    carried_over = models.PositiveIntegerField(_("vouchers given last month's unused balance"), default=0)
+    # Every determination up to this id had been considered: a re-run reads only newer ones.
+    last_determination_id = models.BigIntegerField(default=0)
+    incremental = models.BooleanField(_("only new determinations"), default=False)
+    run_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("run by"),
+    )
+    job = models.CharField(_("job"), max_length=60, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        verbose_name = _("issuance run")
+        verbose_name_plural = _("issuance runs")
+        indexes = [models.Index(fields=["period", "-last_determination_id"], name="issuance_run_period")]
+
+    def __str__(self):
+        return f"{self.period:%Y-%m} +{self.issued}"
 
 
 class VoucherReissue(models.Model):
@@ -228,3 +303,48 @@ class ClosedMonth(models.Model):
 
     class Meta:
         ordering = ["-month"]
+
+
+class Dispute(models.Model):
+    """A senior's or family's "this service did not happen" (异议), filed on the senior's page
+    without signing in (`services.file_dispute`). Open until the bureau has checked it.
+
+    No raw address is kept: `client_hash` is a keyed hash (HMAC, SECRET_KEY) of the client's
+    IPv4 address or IPv6 /64, enough to see and limit many disputes from one client.
+    """
+
+    class Status(models.TextChoices):
+        OPEN = "open", _("To be checked")
+        CLOSED = "closed", _("Checked")
+
+    redemption = models.ForeignKey(
+        Redemption, on_delete=models.PROTECT, related_name="disputes", verbose_name=_("redemption")
+    )
+    note = models.CharField(_("note"), max_length=500, blank=True)
+    # Where the bureau may call back (normalised as the seniors' phones are); optional.
+    callback_phone = models.CharField(_("callback phone"), max_length=20, blank=True)
+    client_hash = models.CharField(_("client (hashed)"), max_length=64)
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.OPEN)
+    created_at = models.DateTimeField(_("filed at"), default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("dispute")
+        verbose_name_plural = _("disputes")
+        constraints = [
+            # A repeat of an open dispute is answered "already recorded", never a second row.
+            models.UniqueConstraint(
+                fields=["redemption"], condition=Q(status="open"), name="dispute_one_open_per_redemption"
+            ),
+            models.CheckConstraint(
+                condition=LessThanOrEqual(Length("note"), 500), name="dispute_note_length"
+            ),
+            models.CheckConstraint(condition=Q(status__in=["open", "closed"]), name="dispute_status_valid"),
+        ]
+        indexes = [
+            models.Index(fields=["client_hash", "created_at"], name="dispute_client_time"),
+            models.Index(fields=["status", "-created_at"], name="dispute_status_time"),
+        ]
+
+    def __str__(self):
+        return f"#{self.pk} {self.redemption_id} {self.status}"

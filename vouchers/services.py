@@ -7,28 +7,50 @@ same transaction.
 
 import datetime as dt
 import hashlib
+import ipaddress
+import logging
 import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
+from django.core.cache import cache
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Max
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
 from django.utils.translation import gettext_lazy as _
 from djmoney.money import Money
 
 from billing import pricing
-from config.months import last_day, local_date, month_of, next_month
-from eligibility.models import Determination, Senior
+from config.months import SHANGHAI, last_day, local_date, month_of, next_month
+from eligibility.errors import EligibilityError
+from eligibility.models import Determination, Policy, Senior, Tier
+from eligibility.normalise import normalise_phone
+from eligibility.services import EVALUATION_LOCK
 from vouchers import tokens
 from vouchers.errors import VoucherError
-from vouchers.models import Redemption, RedemptionVoid, ScanAttempt, Voucher, VoucherReissue
+from vouchers.models import (
+    Dispute,
+    IssuanceRun,
+    Redemption,
+    RedemptionVoid,
+    ScanAttempt,
+    Voucher,
+    VoucherReissue,
+)
 from vouchers.month_locks import hold_month_for_write
-from vouchers.selectors import check_month_open, check_voucher_usable, contract_item_for, parse_scanned_token
+from vouchers.selectors import (
+    check_code_current,
+    check_month_open,
+    check_token_matches,
+    check_voucher_usable,
+    contract_item_for,
+    parse_scanned_token,
+)
 
 CURRENCY = "CNY"
 IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9_.:-]{8,64}$")
 MAX_QUANTITY = Decimal("99.99")
-WHOLE_UNITS = {"visit", "meal"}
 
 
 @dataclass(frozen=True)
@@ -36,17 +58,31 @@ class IssueResult:
     period: dt.date
     issued: int
     expired: int
+    incremental: bool = False
+    carried_over: int = 0
 
 
 @transaction.atomic
-def issue_vouchers(*, period: dt.date, now: dt.datetime | None = None) -> IssueResult:
-    """Issue `period`'s voucher to every active senior with a current determination.
+def issue_vouchers(
+    *, period: dt.date, now: dt.datetime | None = None, by=None, job: str = "", full: bool = False
+) -> IssueResult:
+    """Issue `period`'s voucher to every active senior with a current determination with a tier.
 
-    One INSERT … SELECT; the unique (senior, month) constraint makes it idempotent, so a second
-    run issues nothing. Face value and share rate are snapshots of the tier's terms. Vouchers
-    whose validity ended before today are expired in the same transaction (by date, so issuing
-    next month early never cuts this month short). Refuses `invalid_input` for a period more than
-    one month ahead: a typo must not issue a far-future month.
+    One INSERT … SELECT; the unique (senior, month) constraint makes it idempotent. Face value and
+    share rate are snapshots of the tier's terms, so a senior whose tier changes mid-month keeps
+    this month's voucher until the next month's issuance. A senior who died or moved out has no
+    current determination (leaving retires it) and gets nothing.
+
+    A re-run of the same month reads only the determinations made since the last run (their ids
+    are above its mark): registering a senior, an edit or an evaluation in between is what can
+    add a voucher, and the evaluations' advisory lock, held here, keeps them from committing
+    mid-run. `full=True` reads every determination again. Where the policy carries unused balance
+    over, `_carry_over` adds last month's. Each run leaves an IssuanceRun (who or which job, when,
+    how many). Vouchers whose validity ended before today are expired in the
+    same transaction (by date, so issuing next month early never cuts this month short).
+
+    Refuses `invalid_input` for a period more than one month ahead (a typo must not issue a
+    far-future month) or already over (its services could only be backdated).
     """
     if period.day != 1:
         raise VoucherError("invalid_input", _("A voucher period is a month (its first day)."))
@@ -64,6 +100,19 @@ def issue_vouchers(*, period: dt.date, now: dt.datetime | None = None) -> IssueR
             _("%(month)s is over: vouchers are issued for this month or the next."),
             month=f"{period:%Y-%m}",
         )
+    started_at = timezone.now()
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            # Determinations stand still until this commits, so their highest id is a safe mark.
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [EVALUATION_LOCK])
+    previous = (
+        None if full else IssuanceRun.objects.filter(period=period).order_by("-last_determination_id").first()
+    )
+    since = previous.last_determination_id if previous else 0
+    # The month's first run needs no conflict handling: nothing else writes vouchers, and on
+    # PostgreSQL another issuance waits for the lock above (a stray conflict fails the whole run).
+    first_of_month = not Voucher.objects.filter(status__in=Voucher.Status.values, period=period).exists()
+    mark = Determination.objects.aggregate(mark=Max("id"))["mark"] or 0
     voucher, determination, senior = Voucher._meta, Determination._meta, Senior._meta
     tier = Determination._meta.get_field("tier").related_model._meta
     sql = f"""
@@ -78,8 +127,8 @@ def issue_vouchers(*, period: dt.date, now: dt.datetime | None = None) -> IssueR
         FROM {determination.db_table} d
         JOIN {tier.db_table} t ON t.id = d.tier_id
         JOIN {senior.db_table} s ON s.id = d.senior_id
-        WHERE d.is_current = %s AND s.status = %s
-        ON CONFLICT (senior_id, period) DO NOTHING
+        WHERE d.is_current = %s AND s.status = %s AND d.id > %s AND d.id <= %s
+        {"" if first_of_month else "ON CONFLICT (senior_id, period) DO NOTHING"}
     """  # noqa: S608 - table names come from model metadata, values are parameters
     ops = connection.ops
     params = [
@@ -92,14 +141,73 @@ def issue_vouchers(*, period: dt.date, now: dt.datetime | None = None) -> IssueR
         ops.adapt_datetimefield_value(now),
         True,
         Senior.Status.ACTIVE,
+        since,
+        mark,
     ]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         issued = max(cursor.rowcount, 0)
-    expired = Voucher.objects.filter(status=Voucher.Status.ACTIVE, valid_until__lt=local_date(now)).update(
-        status=Voucher.Status.EXPIRED
+    today = local_date(now)
+    carried = _carry_over(period=period, today=today, now=now)
+    expired = Voucher.objects.filter(
+        status=Voucher.Status.ACTIVE, period__lt=today.replace(day=1), valid_until__lt=today
+    ).update(status=Voucher.Status.EXPIRED)
+    IssuanceRun.objects.create(
+        period=period,
+        started_at=started_at,
+        finished_at=timezone.now(),
+        issued=issued,
+        expired=expired,
+        carried_over=carried,
+        last_determination_id=mark,
+        incremental=bool(previous),
+        run_by=by,
+        job=job[:60],
     )
-    return IssueResult(period=period, issued=issued, expired=expired)
+    return IssueResult(
+        period=period, issued=issued, expired=expired, incremental=bool(previous), carried_over=carried
+    )
+
+
+def _carry_over(*, period: dt.date, today: dt.date, now: dt.datetime) -> int:
+    """Where the policy of a voucher's tier carries unused balance over (default off): add what
+    is left of last month's face value to `period`'s voucher, once last month is over (its
+    balance can no longer change). Never more than one month's face value, so nothing snowballs;
+    a revoked voucher passes nothing on. One UPDATE, run only when some published policy has the
+    option; a voucher issued before last month ended gets it at the next run. Returns how many
+    vouchers were given a carry-over."""
+    if not Policy.objects.filter(carry_over_unused=True).exclude(status=Policy.Status.DRAFT).exists():
+        return 0
+    voucher, tier, policy = Voucher._meta.db_table, Tier._meta.db_table, Policy._meta.db_table
+    sql = f"""
+        UPDATE {voucher} SET carried_over = c.amount, balance = {voucher}.balance + c.amount, carried_over_at = %s
+        FROM (
+            SELECT v.id AS voucher_id,
+                   CASE WHEN prev.balance < prev.face_value THEN prev.balance ELSE prev.face_value END AS amount
+            FROM {voucher} v
+            JOIN {voucher} prev ON prev.senior_id = v.senior_id AND prev.period = %s
+            JOIN {tier} t ON t.id = v.tier_id
+            JOIN {policy} p ON p.id = t.policy_id
+            WHERE v.period = %s AND v.carried_over_at IS NULL AND v.status = %s
+              AND prev.status <> %s AND prev.valid_until < %s AND p.carry_over_unused
+        ) c
+        WHERE {voucher}.id = c.voucher_id
+    """  # noqa: S608 - table names come from model metadata, values are parameters
+    ops = connection.ops
+    previous_month = (period - dt.timedelta(days=1)).replace(day=1)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            sql,
+            [
+                ops.adapt_datetimefield_value(now),
+                ops.adapt_datefield_value(previous_month),
+                ops.adapt_datefield_value(period),
+                Voucher.Status.ACTIVE,
+                Voucher.Status.REVOKED,
+                ops.adapt_datefield_value(today),
+            ],
+        )
+        return max(cursor.rowcount, 0)
 
 
 @dataclass(frozen=True)
@@ -229,14 +337,22 @@ def _redeem_locked(
     if replay:
         return replay
     today = local_date(now)
+    check_token_matches(voucher=voucher, parsed=parsed)
     check_voucher_usable(voucher=voucher, token_version=parsed.version, today=today)
     hold_month_for_write(month_of(now))
     check_month_open(month=month_of(now))
     contract_item = contract_item_for(
         voucher=voucher, provider=staff.provider, service_item_code=service_item_code, today=today
     )
-    if contract_item.service_item.unit in WHOLE_UNITS and quantity != quantity.to_integral_value():
-        raise VoucherError("invalid_input", _("This service is counted in whole units."))
+    # The item's billing increment is data (providers.ServiceItem.quantity_step): 1 visit, 0.5 h…
+    item = contract_item.service_item
+    if quantity % item.quantity_step:
+        raise VoucherError(
+            "invalid_input",
+            _("This service is counted in steps of %(step)s %(unit)s."),
+            step=f"{item.quantity_step.normalize():f}",
+            unit=item.get_unit_display(),
+        )
     split = pricing.split_price(
         unit_price=contract_item.unit_price.amount,
         quantity=quantity,
@@ -381,3 +497,135 @@ def reissue_voucher(
     return VoucherReissue.objects.create(
         voucher=voucher, old_version=old, new_version=old + 1, reason=reason[:200], reissued_by=by
     )
+
+
+# --- Disputes: "this service did not happen", from the senior's page ----------------------------
+
+_dispute_log = logging.getLogger("vouchers.disputes")
+DISPUTE_NOTE_MAX = 500
+DISPUTES_PER_VOUCHER_PER_DAY = 5  # recorded disputes on one voucher in a day (Asia/Shanghai)
+DISPUTES_PER_CLIENT_PER_HOUR = 10  # recorded disputes from one client in the last hour
+# Every try of one client in an hour, refused ones too (guessed service numbers): counted in the
+# cache, which may fail (Redis down); then only the two limits above, kept in the database, hold.
+DISPUTE_ATTEMPTS_PER_CLIENT_PER_HOUR = 30
+_DISPUTE_CLIENT_SALT = "vouchers.dispute-client.v1"
+
+
+@dataclass(frozen=True)
+class DisputeResult:
+    dispute: Dispute
+    created: bool  # False: this service's open dispute was recorded before (a repeat)
+
+
+def dispute_client_hash(address: str) -> str:
+    """A keyed hash (HMAC-SHA256 from SECRET_KEY) of the client's IPv4 address or its IPv6 /64
+    (one household's network). No raw address is kept, and unlike a plain hash of the 2³² IPv4
+    addresses this one cannot be reversed by trying them all without the key."""
+    try:
+        ip = ipaddress.ip_address((address or "").strip())
+    except ValueError:
+        client = (address or "").strip()
+    else:
+        client = str(ipaddress.ip_network(f"{ip}/64", strict=False)) if ip.version == 6 else str(ip)
+    return salted_hmac(_DISPUTE_CLIENT_SALT, client, algorithm="sha256").hexdigest()
+
+
+def _count_dispute_attempt(client_hash: str) -> int:
+    """This client's tries this hour, this one included; 0 when the cache fails: Redis is a
+    helper, so the dispute is still recorded (the database's limits hold) and the log says so."""
+    key = f"vouchers:dispute-attempts:{client_hash}"
+    try:
+        cache.add(key, 0, 3600)
+        try:
+            return cache.incr(key)
+        except ValueError:  # expired between add and incr
+            cache.set(key, 1, 3600)
+            return 1
+    except Exception:  # any cache failure: fail open
+        _dispute_log.warning("dispute attempts could not be counted in the cache", exc_info=True)
+        return 0
+
+
+def _too_many_disputes():
+    return VoucherError(
+        "rate_limited",
+        _("Many services have been reported already. To report more, please call your community worker."),
+    )
+
+
+@transaction.atomic
+def file_dispute(
+    *,
+    token: str,
+    redemption_id,
+    note: str = "",
+    callback_phone: str = "",
+    client_address: str,
+    now: dt.datetime | None = None,
+) -> DisputeResult:
+    """Record a senior's or family's "this service did not happen" (异议) on a service of the
+    voucher of `token`, open until the bureau has checked it. An expired voucher's services may
+    be disputed: the month is over, the money is not.
+
+    Locks the service's row, so a repeat (a double tap, a reload) returns the open dispute
+    recorded before (`created` False) instead of a second row; the database keeps at most one
+    open dispute per service anyway. Refuses: invalid_token (forged or unknown code),
+    voucher_revoked (a replaced code, a revoked voucher), not_found (no such service on this
+    voucher), already_voided (the service was cancelled and is not counted), invalid_input (a
+    note over 500 characters, a callback phone that is not one), rate_limited (more than
+    DISPUTES_PER_VOUCHER_PER_DAY on the voucher today, DISPUTES_PER_CLIENT_PER_HOUR from the
+    client, or DISPUTE_ATTEMPTS_PER_CLIENT_PER_HOUR tries from it).
+    """
+    now = now or timezone.now()
+    client_hash = dispute_client_hash(client_address)
+    if _count_dispute_attempt(client_hash) > DISPUTE_ATTEMPTS_PER_CLIENT_PER_HOUR:
+        raise _too_many_disputes()
+    parsed = parse_scanned_token(token)
+    voucher = Voucher.objects.filter(pk=parsed.voucher_id).only("period", "status", "token_version").first()
+    if voucher is None:
+        raise VoucherError("invalid_token", _("This code is not a valid voucher code."))
+    check_token_matches(voucher=voucher, parsed=parsed)
+    check_code_current(voucher=voucher, token_version=parsed.version)
+    try:
+        pk = int(redemption_id)
+    except (TypeError, ValueError):
+        pk = 0
+    redemption = (
+        Redemption.objects.select_for_update(of=("self",)).filter(pk=pk, voucher_id=voucher.pk).first()
+        if 0 < pk < 2**63
+        else None
+    )
+    if redemption is None:
+        raise VoucherError("not_found", _("This service is not on this voucher."))
+    if RedemptionVoid.objects.filter(redemption_id=redemption.pk).exists():
+        raise VoucherError("already_voided", _("This service was cancelled; it is not counted."))
+    recorded = Dispute.objects.filter(redemption=redemption, status=Dispute.Status.OPEN).first()
+    if recorded is not None:
+        return DisputeResult(dispute=recorded, created=False)
+
+    note = (note or "").replace("\r\n", "\n").strip()
+    if len(note) > DISPUTE_NOTE_MAX:
+        raise VoucherError(
+            "invalid_input", _("Please write at most %(max)s characters."), field="note", max=DISPUTE_NOTE_MAX
+        )
+    try:
+        callback_phone = normalise_phone(callback_phone, field="callback_phone")
+    except EligibilityError as error:
+        raise VoucherError("invalid_input", error.message, field="callback_phone") from None
+
+    day_start = dt.datetime.combine(local_date(now), dt.time.min, tzinfo=SHANGHAI)
+    on_voucher_today = Dispute.objects.filter(redemption__voucher_id=voucher.pk, created_at__gte=day_start)
+    from_client = Dispute.objects.filter(client_hash=client_hash, created_at__gt=now - dt.timedelta(hours=1))
+    if (
+        on_voucher_today.count() >= DISPUTES_PER_VOUCHER_PER_DAY
+        or from_client.count() >= DISPUTES_PER_CLIENT_PER_HOUR
+    ):
+        raise _too_many_disputes()
+    dispute = Dispute.objects.create(
+        redemption=redemption,
+        note=note,
+        callback_phone=callback_phone,
+        client_hash=client_hash,
+        created_at=now,
+    )
+    return DisputeResult(dispute=dispute, created=True)

@@ -9,7 +9,7 @@ from vouchers.services import issue_vouchers
 
 @shared_task
 def issue_vouchers_for_month(month: str) -> dict:
-    result = issue_vouchers(period=parse_month(month))
+    result = issue_vouchers(period=parse_month(month), job="vouchers.tasks.issue_vouchers_for_month")
     return {"month": month, "issued": result.issued, "expired": result.expired}
 
 

@@ -1,8 +1,8 @@
 import datetime as dt
 
-from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
+from config.commands import user_named
 from config.errors import DomainError
 from eligibility.selectors import draft_of
 from eligibility.services import activate_policy
@@ -24,11 +24,7 @@ class Command(BaseCommand):
             day = dt.date.fromisoformat(effective_from)
         except ValueError:
             raise CommandError(f"--from must be a date YYYY-MM-DD, not {effective_from!r}") from None
-        user = None
-        if by:
-            user = get_user_model().objects.filter(username=by).first()
-            if user is None:
-                raise CommandError(f"no user {by!r}")
+        user = user_named(by)
         policy = draft_of(code)
         if policy is None:
             raise CommandError(f"no draft of policy {code!r}")

@@ -1,6 +1,6 @@
-from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
+from config.commands import user_named
 from config.errors import DomainError
 from vouchers import tokens
 from vouchers.services import reissue_voucher
@@ -20,11 +20,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, voucher, reason, by=None, **options):
-        user = None
-        if by:
-            user = get_user_model().objects.filter(username=by).first()
-            if user is None:
-                raise CommandError(f"no user {by!r}")
+        user = user_named(by)
         try:
             reissue = reissue_voucher(voucher_id=voucher, reason=reason, by=user)
         except DomainError as error:
