@@ -13,8 +13,16 @@ from django.utils.translation import gettext_lazy as _
 from config.admin import ReadOnlyAdmin
 from config.months import format_month, next_month, parse_month
 from eligibility.models import Tier
-from vouchers.models import Redemption, RedemptionVoid, ScanAttempt, Voucher, VoucherReissue
-from vouchers.selectors import redemptions_visible_to, visible_to
+from vouchers.models import (
+    Dispute,
+    IssuanceRun,
+    Redemption,
+    RedemptionVoid,
+    ScanAttempt,
+    Voucher,
+    VoucherReissue,
+)
+from vouchers.selectors import disputes_visible_to, redemptions_visible_to, visible_to
 from vouchers.tokens import voucher_token
 
 MONTHS_LISTED = 24
@@ -193,3 +201,63 @@ class VoucherReissueAdmin(ReadOnlyAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).filter(voucher__in=visible_to(request.user))
+
+
+@admin.register(IssuanceRun)
+class IssuanceRunAdmin(ReadOnlyAdmin):
+    """Each run of a month's issuance: written by `services.issue_vouchers` only."""
+
+    list_display = [
+        "period",
+        "started_at",
+        "issued",
+        "expired",
+        "carried_over",
+        "incremental",
+        "run_by",
+        "job",
+    ]
+    list_select_related = ["run_by"]
+    fields = [*list_display, "finished_at", "last_determination_id"]
+
+
+@admin.register(Dispute)
+class DisputeAdmin(ReadOnlyAdmin):
+    """Seniors' "this service did not happen", for the bureau to read (written only by
+    `services.file_dispute`; the bureau's own page to check and close them comes later)."""
+
+    preserve_filters = False
+    list_display = ["id", "created_at", "status", "service", "provider", "senior", "served_at", "note"]
+    list_filter = [known_values_filter("status", _("status"), ["open", "closed"])]
+    search_fields = ["=id", "=redemption__id"]
+    list_select_related = ["redemption__service_item", "redemption__provider", "redemption__voucher__senior"]
+    fields = [
+        "redemption",
+        "service",
+        "provider",
+        "senior",
+        "served_at",
+        "status",
+        "created_at",
+        "note",
+        "callback_phone",
+    ]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).filter(pk__in=disputes_visible_to(request.user).values("pk"))
+
+    @admin.display(description=_("service"))
+    def service(self, obj):
+        return obj.redemption.service_item
+
+    @admin.display(description=_("provider"))
+    def provider(self, obj):
+        return obj.redemption.provider
+
+    @admin.display(description=_("senior"))
+    def senior(self, obj):
+        return obj.redemption.voucher.senior  # shown by its masked name
+
+    @admin.display(description=_("served at"))
+    def served_at(self, obj):
+        return obj.redemption.served_at

@@ -3,18 +3,18 @@
 import datetime as dt
 from dataclasses import dataclass
 
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from config.i18n import name_in_language
-from config.roles import BUREAU, FINANCE, PROVIDER_ROLES, roles_of
+from config.roles import BUREAU, FINANCE, OFFICER, PROVIDER_ROLES, WORKER, roles_of
 from eligibility.selectors import visible_to as seniors_visible_to
 from providers.models import Contract, Provider
 from providers.selectors import ancestor_paths, contract_items_for
 from vouchers import tokens
 from vouchers.errors import VoucherError
-from vouchers.models import ClosedMonth, Redemption, Voucher, VoucherReissue
+from vouchers.models import ClosedMonth, Dispute, Redemption, Voucher, VoucherReissue
 
 
 def parse_scanned_token(scanned: str) -> tokens.ParsedToken:
@@ -22,6 +22,13 @@ def parse_scanned_token(scanned: str) -> tokens.ParsedToken:
     if parsed is None:
         raise VoucherError("invalid_token", _("This code is not a valid voucher code."))
     return parsed
+
+
+def check_token_matches(*, voucher: Voucher, parsed: tokens.ParsedToken) -> None:
+    """A genuine signature over another month than the voucher's can only come from a misused
+    key: refuse it as not a valid code, like a forgery."""
+    if parsed.period is not None and parsed.period != voucher.period:
+        raise VoucherError("invalid_token", _("This code is not a valid voucher code."))
 
 
 def check_voucher_usable(*, voucher: Voucher, token_version: int, today: dt.date) -> None:
@@ -97,6 +104,7 @@ def voucher_for_scan(*, scanned: str, provider, today: dt.date) -> ScanView:
     voucher = Voucher.objects.select_related("senior__community", "tier").filter(pk=parsed.voucher_id).first()
     if voucher is None:
         raise VoucherError("invalid_token", _("This code is not a valid voucher code."))
+    check_token_matches(voucher=voucher, parsed=parsed)
     check_voucher_usable(voucher=voucher, token_version=parsed.version, today=today)
     items = items_available(voucher=voucher, provider=provider, today=today)
     if not items:
@@ -115,8 +123,13 @@ def recent_redemptions_for_device(*, device, limit: int = 50):
     )
 
 
-def voucher_for_senior_page(*, voucher_id: int) -> Voucher | None:
-    return Voucher.objects.select_related("senior__community", "tier").filter(pk=voucher_id).first()
+def voucher_for_senior_page(*, voucher_id: int, period: dt.date | None = None) -> Voucher | None:
+    """The voucher a genuine token names (None if there is none, or if the token was made for
+    another month: see `check_token_matches`)."""
+    voucher = Voucher.objects.select_related("senior__community", "tier").filter(pk=voucher_id).first()
+    if voucher is not None and period is not None and voucher.period != period:
+        return None
+    return voucher
 
 
 @dataclass(frozen=True)
@@ -258,3 +271,91 @@ def revocations_since(
         for v in revoked.order_by("revoked_at", "id")[:limit]
     ]
     return sorted(rows, key=lambda row: (row.at, row.voucher_id))[:limit]
+
+
+# --- The senior's page and disputes ("this service did not happen") ------------------------------
+
+
+def check_code_current(*, voucher: Voucher, token_version: int) -> None:
+    """Refuse `voucher_revoked` for a code replaced by a new card, or a voucher revoked whole."""
+    if voucher.status == Voucher.Status.REVOKED or token_version != voucher.token_version:
+        raise VoucherError(
+            "voucher_revoked",
+            _("This voucher code has been revoked; ask the community worker for the new one."),
+        )
+
+
+def _services_with_disputes(voucher: Voucher) -> QuerySet[Redemption]:
+    # `has_open_dispute` in the same query: "reported" instead of the button, no query per service
+    open_dispute = Dispute.objects.filter(redemption=OuterRef("pk"), status=Dispute.Status.OPEN)
+    return (
+        Redemption.objects.select_related("service_item", "provider")
+        .filter(voucher=voucher, void__isnull=True)
+        .annotate(has_open_dispute=Exists(open_dispute))
+    )
+
+
+def services_for_senior_page(*, voucher: Voucher, limit: int = 20) -> list[Redemption]:
+    """`services_on_voucher` (not voided, most recent first), each with `has_open_dispute`."""
+    return list(_services_with_disputes(voucher).order_by("-served_at", "-id")[:limit])
+
+
+def service_on_voucher(*, voucher: Voucher, redemption_id) -> Redemption | None:
+    """One service of the voucher that still counts (not voided), with `has_open_dispute`, for
+    the dispute's confirmation; None for anything else (another voucher's, voided, not a number)."""
+    try:
+        pk = int(redemption_id)
+    except (TypeError, ValueError):
+        return None
+    if not 0 < pk < 2**63:
+        return None
+    return _services_with_disputes(voucher).filter(pk=pk).first()
+
+
+def disputes_visible_to(user) -> QuerySet[Dispute]:
+    """Disputes a user may see: the city for superusers and the bureau; their seniors' for
+    workers and officers; none for anyone else (a provider hears of a dispute from the bureau,
+    once it has been checked with the senior)."""
+    if not user.is_authenticated:
+        return Dispute.objects.none()
+    user_roles = set(roles_of(user))
+    if user.is_superuser or BUREAU in user_roles:
+        return Dispute.objects.all()
+    if {WORKER, OFFICER} & user_roles:
+        return Dispute.objects.filter(redemption__voucher__senior__in=seniors_visible_to(user))
+    return Dispute.objects.none()
+
+
+# --- Printed cards (vouchers/cards.py) ------------------------------------------------------------
+
+
+def vouchers_to_print(*, period: dt.date, community, user=None) -> QuerySet[Voucher]:
+    """The ACTIVE vouchers of `period` of `community`'s seniors that `user` may see (all of them
+    for a script: `user` None), with the senior, community and tier of each in the same query.
+    In the registry list's order, by the name's pinyin initials then registration, so a worker
+    finds each card as they go down the list."""
+    vouchers = Voucher.objects.all() if user is None else visible_to(user)
+    return (
+        vouchers.filter(period=period, status=Voucher.Status.ACTIVE, senior__community=community)
+        .select_related("senior__community", "tier")
+        .order_by("senior__name_initials", "senior_id")
+    )
+
+
+def contacts_for_vouchers(vouchers) -> dict[int, VoucherContacts]:
+    """`voucher_contacts` of each voucher by its id, asked once per community and validity window
+    (a month's print run of one community asks once)."""
+    asked = {}
+    contacts = {}
+    for voucher in vouchers:
+        key = (voucher.senior.community_id, voucher.valid_from, voucher.valid_until)
+        if key not in asked:
+            asked[key] = voucher_contacts(voucher)
+        contacts[voucher.pk] = asked[key]
+    return contacts
+
+
+def voucher_to_print(*, voucher_id: int, user) -> Voucher | None:
+    """One voucher `user` may see, with what its card shows (one card, e.g. after a reissue);
+    None when there is no such voucher for them."""
+    return visible_to(user).select_related("senior__community", "tier").filter(pk=voucher_id).first()
