@@ -187,8 +187,21 @@ CELERY_TASK_DEFAULT_QUEUE = env("CELERY_QUEUE", default="homecare")
 # Workers log through LOGGING below, so their tracebacks are redacted like the web's.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
-# Voucher QR tokens are signed with a key derived from SECRET_KEY; the senior page is /v/<token>.
+# The senior's page is PUBLIC_BASE_URL/v/<token>/; its QR code encodes that URL.
 PUBLIC_BASE_URL = env("PUBLIC_BASE_URL", default="http://127.0.0.1:8000")
+# The printed voucher cards embed this Chinese TrueType font (the first face of a .ttc): Debian's
+# fonts-wqy-microhei by default.
+CARD_FONT_PATH = env("CARD_FONT_PATH", default="/usr/share/fonts/truetype/wqy/wqy-microhei.ttc")
+# Voucher QR tokens are Ed25519-signed (vouchers/tokens.py). The private key: PEM (PKCS #8) or
+# base64 of its raw 32 bytes, in VOUCHER_SIGNING_KEY or in the file VOUCHER_SIGNING_KEY_FILE;
+# required unless DEBUG=1. Its id (1-255) is printed in every token. After a rotation, the
+# previous keys' cards stay valid: VOUCHER_PREVIOUS_KEYS="1:<public key, base64url>:2027-01-31,...".
+VOUCHER_SIGNING_KEY = env("VOUCHER_SIGNING_KEY", default="")
+VOUCHER_SIGNING_KEY_FILE = env("VOUCHER_SIGNING_KEY_FILE", default="")
+VOUCHER_SIGNING_KEY_ID = env.int("VOUCHER_SIGNING_KEY_ID", default=1)
+VOUCHER_PREVIOUS_KEYS = env.list("VOUCHER_PREVIOUS_KEYS", default=[])
+if not DEBUG and not (VOUCHER_SIGNING_KEY or VOUCHER_SIGNING_KEY_FILE):
+    raise ImproperlyConfigured("VOUCHER_SIGNING_KEY or VOUCHER_SIGNING_KEY_FILE must be set unless DEBUG=1.")
 
 LOGGING = {
     "version": 1,

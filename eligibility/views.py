@@ -156,8 +156,15 @@ def registry_list(request):
         "export_params": _list_params(key=key, filters=filters),
         "can_add": request.user.has_perm("eligibility.add_senior") and bool(form.communities),
         "can_import": request.user.has_perm("eligibility.import_seniors"),
+        # The printed cards of this month or the next (a GET form; the vouchers app answers).
+        "card_months": _card_months() if request.user.has_perm("vouchers.view_voucher") else [],
     }
     return render(request, "registry/list.html", context)
+
+
+def _card_months() -> list[dt.date]:
+    month = timezone.localdate().replace(day=1)
+    return [month, (month + dt.timedelta(days=32)).replace(day=1)]
 
 
 @require_http_methods(["GET", "POST"])

@@ -15,6 +15,10 @@ VOUCHERS_SHOWN = 12  # a year of months
 SERVICES_SHOWN = 10
 
 
+def _usable(voucher, today) -> bool:
+    return voucher.status == voucher.Status.ACTIVE and voucher.valid_until >= today
+
+
 def senior_vouchers_panel(request, senior):
     """(template, context) with the senior's latest vouchers and services; None for a user
     without the vouchers view permission."""
@@ -40,9 +44,9 @@ def senior_vouchers_panel(request, senior):
     rows = [
         {
             "id": voucher.pk,
-            "reissuable": may_reissue
-            and voucher.status == voucher.Status.ACTIVE
-            and voucher.valid_until >= today,
+            # A card that can still be used is printed from here (after a reissue: the new one).
+            "printable": _usable(voucher, today),
+            "reissuable": may_reissue and _usable(voucher, today),
             "reissues": voucher.token_version - 1,
             "period": voucher.period,
             "tier": name_in_language(voucher.tier),
