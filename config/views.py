@@ -95,13 +95,25 @@ def _links_by_role() -> dict[str, list[Link]]:
     settlement = Link(
         _("Monthly settlement"), _url("billing-periods"), _("Settled months, statements and Excel exports.")
     )
+    providers = Link(
+        _("Providers and contracts"),
+        _url("provider-list"),
+        _("Providers, their contracts, prices and service areas, and the service catalogue."),
+    )
+    # A manager's own provider and team: these addresses take them to their provider's pages.
+    provider_page = Link(_("Our provider"), _url("provider-list"), _("Contracts, prices and service areas."))
+    team = [
+        Link(_("Staff"), _url("team-my-staff"), _("Add staff members, deactivate those who leave.")),
+        Link(_("Devices"), _url("team-my-devices"), _("Signed-in phones; revoke a lost one at once.")),
+        Link(_("Redemptions"), _url("team-my-redemptions"), _("This month's services and totals.")),
+    ]
     return {
-        BUREAU: [seniors, policies, accounts, api_docs, settlement],
+        BUREAU: [seniors, policies, providers, accounts, api_docs, settlement],
         OFFICER: [seniors],
         WORKER: [seniors],
-        PROVIDER: [api_docs],
+        PROVIDER: [provider_page, *team, api_docs],
         STAFF: [api_docs],
-        FINANCE: [settlement],
+        FINANCE: [settlement, providers],
     }
 
 

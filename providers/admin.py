@@ -7,7 +7,15 @@ from stdnum.cn import uscc
 from stdnum.exceptions import ValidationError as StdnumValidationError
 
 from config.admin import ReadOnlyAdmin
-from providers.models import Contract, ContractItem, Device, Provider, ServiceItem, StaffMember
+from providers.models import (
+    Contract,
+    ContractItem,
+    Device,
+    Provider,
+    ProviderStatusChange,
+    ServiceItem,
+    StaffMember,
+)
 from providers.selectors import visible_to
 from providers.services import revoke_device
 
@@ -15,7 +23,7 @@ from providers.services import revoke_device
 class ProviderForm(forms.ModelForm):
     class Meta:
         model = Provider
-        fields = ["code", "name", "name_en", "credit_code", "contact_phone", "is_active"]
+        fields = ["code", "name", "name_en", "credit_code", "contact_phone"]
 
     def clean_credit_code(self):
         try:
@@ -26,20 +34,32 @@ class ProviderForm(forms.ModelForm):
             ) from None
 
 
+class SuperuserWritesAdmin(admin.ModelAdmin):
+    """The bureau changes these on /providers/ (through the services, with their checks and
+    audit); here only a superuser repairs them."""
+
+    def has_add_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+    def has_change_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+
 @admin.register(Provider)
-class ProviderAdmin(admin.ModelAdmin):
+class ProviderAdmin(SuperuserWritesAdmin):
     form = ProviderForm
     list_display = ["code", "name", "credit_code", "contact_phone", "is_active"]
     list_filter = ["is_active"]
     search_fields = ["code", "name", "name_en", "=credit_code"]
+    readonly_fields = ["is_active"]  # suspended and reinstated on the provider's page, with a reason
 
     def get_queryset(self, request):
         return super().get_queryset(request).filter(pk__in=visible_to(request.user).values("pk"))
 
 
 @admin.register(ServiceItem)
-class ServiceItemAdmin(admin.ModelAdmin):
-    list_display = ["code", "name", "name_en", "unit", "category", "is_active"]
+class ServiceItemAdmin(SuperuserWritesAdmin):
+    list_display = ["code", "name", "name_en", "unit", "quantity_step", "category", "is_active"]
     list_filter = ["category", "unit", "is_active"]
     search_fields = ["code", "name", "name_en"]
 
@@ -50,8 +70,16 @@ class ContractItemInline(admin.TabularInline):
     autocomplete_fields = ["service_item"]
 
 
+@admin.register(ProviderStatusChange)
+class ProviderStatusChangeAdmin(ReadOnlyAdmin):
+    list_display = ["provider", "is_active", "reason", "changed_by", "changed_at"]
+    list_filter = ["is_active"]
+    search_fields = ["provider__name", "provider__code", "reason"]
+    list_select_related = ["provider", "changed_by"]
+
+
 @admin.register(Contract)
-class ContractAdmin(admin.ModelAdmin):
+class ContractAdmin(SuperuserWritesAdmin):
     list_display = ["number", "provider", "starts_on", "ends_on", "status"]
     list_filter = ["status", "provider"]
     search_fields = ["number", "provider__name", "provider__code"]

@@ -27,8 +27,12 @@ class DeviceTokenAuthentication(authentication.BaseAuthentication):
             .filter(token_hash=Device.hash_token(raw_token), revoked_at__isnull=True)
             .first()
         )
-        if device is None or not device.staff.is_active or not device.staff.user.is_active:
+        if device is None:
             raise exceptions.AuthenticationFailed(_("The device token is invalid or revoked."))
+        if not device.staff.is_active or not device.staff.user.is_active:
+            # A deactivated staff member: known phone, but the person may no longer scan or void,
+            # whatever token they hold (`not_permitted`, as for a suspended provider's staff).
+            raise exceptions.PermissionDenied(_("This staff member has been deactivated."))
         # Touch at most once a minute: avoid a write on every scan.
         now = timezone.now()
         if device.last_used_at is None or (now - device.last_used_at).total_seconds() > 60:

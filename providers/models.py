@@ -1,6 +1,7 @@
 """Providers, the service catalogue, contracts with prices and areas, staff and their devices."""
 
 import hashlib
+from decimal import Decimal
 
 from django.conf import settings
 from django.db import models
@@ -30,6 +31,30 @@ class Provider(models.Model):
         return self.name
 
 
+class ProviderStatusChange(models.Model):
+    """The bureau suspended or reinstated a provider: who, when and why (an audit row, never
+    changed). The provider's `is_active` holds the state; these rows are its history."""
+
+    provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="status_changes")
+    is_active = models.BooleanField(_("active after the change"))
+    reason = models.CharField(_("reason"), max_length=200)
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", verbose_name=_("by")
+    )
+    changed_at = models.DateTimeField(_("at"), auto_now_add=True)
+
+    class Meta:
+        ordering = ["-changed_at", "-id"]
+        verbose_name = _("provider suspension or reinstatement")
+        verbose_name_plural = _("provider suspensions and reinstatements")
+        constraints = [
+            models.CheckConstraint(condition=~Q(reason=""), name="provider_status_change_reason"),
+        ]
+
+    def __str__(self):
+        return f"{self.provider} {self.is_active} {self.changed_at:%Y-%m-%d}"
+
+
 class ServiceItem(models.Model):
     class Unit(models.TextChoices):
         HOUR = "hour", _("hour")
@@ -47,7 +72,19 @@ class ServiceItem(models.Model):
     name_en = models.CharField(_("English name"), max_length=50, blank=True)
     unit = models.CharField(_("unit"), max_length=10, choices=Unit.choices)
     category = models.CharField(_("category"), max_length=20, choices=Category.choices)
+    # The smallest billable increment: a redemption's quantity is a positive multiple of it.
+    # Data, not code: the bureau may bill cleaning by the half hour and meals by the whole meal.
+    quantity_step = models.DecimalField(
+        _("billing increment"),
+        max_digits=4,
+        decimal_places=2,
+        blank=True,
+        help_text=_("The smallest quantity billed: 1 for whole visits or meals, 0.5 for half hours."),
+    )
     is_active = models.BooleanField(_("active"), default=True)
+
+    # An item saved without a step gets its unit's (hours in hundredths, as scanned before steps).
+    DEFAULT_STEPS = {"hour": Decimal("0.01"), "visit": Decimal("1"), "meal": Decimal("1")}
 
     class Meta:
         ordering = ["code"]
@@ -57,10 +94,16 @@ class ServiceItem(models.Model):
             models.CheckConstraint(
                 condition=Q(unit__in=["hour", "visit", "meal"]), name="service_item_unit_valid"
             ),
+            models.CheckConstraint(condition=Q(quantity_step__gt=0), name="service_item_step_positive"),
         ]
 
     def __str__(self):
         return self.name
+
+    def save(self, *args, **kwargs):
+        if self.quantity_step is None:
+            self.quantity_step = self.DEFAULT_STEPS.get(self.unit, Decimal("1"))
+        super().save(*args, **kwargs)
 
 
 class Contract(models.Model):

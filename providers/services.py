@@ -2,23 +2,36 @@
 
 import secrets
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 
 from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
 from django.contrib.auth import authenticate, get_user_model
 from django.contrib.auth.models import Group
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from stdnum.cn import uscc
+from stdnum.exceptions import InvalidChecksum, InvalidFormat, InvalidLength
+from stdnum.exceptions import ValidationError as StdnumValidationError
 
-from config.roles import OFFICER, PROVIDER_ROLES, REGION_ROLES, ROLE_NAMES, WORKER, roles_of
+from config.roles import OFFICER, PROVIDER_ROLES, REGION_ROLES, ROLE_NAMES, STAFF, WORKER, roles_of
 from eligibility.errors import EligibilityError
+from eligibility.normalise import normalise_phone, normalise_text
 from eligibility.selectors import scope_region
 from eligibility.services import assign_region_scope
 from providers.errors import ProviderError
-from providers.models import Device, StaffMember
-from providers.selectors import may_manage_accounts
+from providers.models import (
+    Contract,
+    ContractItem,
+    Device,
+    Provider,
+    ProviderStatusChange,
+    ServiceItem,
+    StaffMember,
+)
+from providers.selectors import may_manage_accounts, may_manage_providers, overlapping_contract, runs_team
 
 
 def _active_staff_member(user) -> StaffMember:
@@ -207,3 +220,472 @@ def save_account(
         changed.append("provider")
     _log_account(by=by, user=user, created=created, changed=changed)
     return AccountChange(user=user, created=created, changed=changed)
+
+
+# --- A provider manager's team: staff accounts and devices (/providers/<id>/staff|devices/) --------
+
+
+def _check_runs_team(*, by, provider, permission: str) -> None:
+    if by is None or not runs_team(by, provider=provider, permission=permission):
+        raise ProviderError("not_permitted", _("Only this provider's manager may change its team."))
+
+
+def _log_team_change(*, by, obj, action_flag: int, message: str) -> None:
+    """An entry in Django's action log (who, when, what), like the accounts page's."""
+    LogEntry.objects.log_actions(
+        user_id=by.pk, queryset=[obj], action_flag=action_flag, change_message=message, single_object=True
+    )
+
+
+@transaction.atomic
+def add_staff_member(
+    *, by, provider, full_name: str, employee_number: str, username: str, password: str
+) -> StaffMember:
+    """A new service-staff account (role `staff`) of `provider`, made by its manager, with a
+    first password checked by Django's validators. The person can then sign a phone in.
+
+    Logged in the action log. Refuses: `not_permitted` (not this provider's manager),
+    `invalid_input` (a missing name, employee number, username or password),
+    `duplicate_employee_number` (taken in this provider), `duplicate_username`, `weak_password`.
+    """
+    _check_runs_team(by=by, provider=provider, permission="providers.add_staffmember")
+    employee_number = (employee_number or "").strip()
+    if not employee_number:
+        raise ProviderError("invalid_input", _("The employee number is required."), field="employee_number")
+    taken = _("Another staff member of this provider has this employee number.")
+    if StaffMember.objects.filter(provider=provider, employee_number=employee_number).exists():
+        raise ProviderError("duplicate_employee_number", taken, field="employee_number")
+    try:
+        with transaction.atomic():
+            # The accounts page's own writer makes the account; the manager's check is above.
+            made = save_account(
+                by=None,
+                username=username,
+                full_name=full_name,
+                role=STAFF,
+                provider=provider,
+                employee_number=employee_number,
+                password=password or None,
+            )
+    except IntegrityError:
+        # The same number (or username) committed by a concurrent request since the checks.
+        raise ProviderError("duplicate_employee_number", taken, field="employee_number") from None
+    _log_account(by=by, user=made.user, created=True, changed=made.changed)
+    return made.user.staff_member
+
+
+@transaction.atomic
+def set_staff_active(*, by, staff: StaffMember, active: bool, reason: str) -> StaffMember:
+    """Deactivate (or reactivate) one staff member of the manager's provider, with a reason.
+
+    Deactivated, the person's account is inactive: they are signed out of the pages and cannot
+    sign a phone in; every device token they hold is refused `not_permitted` from that moment
+    (providers.authentication), so they neither scan nor void. Their devices are kept, and listed
+    on the devices page, where the manager may revoke them. Locks the staff row. Logged with the
+    reason. Refuses: `not_permitted` (not this provider's manager; one's own account; a
+    manager's account or one that no longer has the staff role, both the bureau's),
+    `invalid_input` (no reason).
+    """
+    staff = StaffMember.objects.select_for_update().select_related("user", "provider").get(pk=staff.pk)
+    _check_runs_team(by=by, provider=staff.provider, permission="providers.change_staffmember")
+    if staff.user_id == by.pk:
+        raise ProviderError("not_permitted", _("You cannot deactivate or reactivate yourself."))
+    if not by.is_superuser and roles_of(staff.user) != [STAFF]:
+        raise ProviderError(
+            "not_permitted",
+            _("Only service staff are changed here; a manager's account is the bureau's to change."),
+        )
+    reason = " ".join((reason or "").split())
+    if not reason:
+        raise ProviderError("invalid_input", _("Say why."), field="reason")
+    if staff.is_active == active and staff.user.is_active == active:
+        return staff
+    staff.is_active = active
+    staff.save(update_fields=["is_active"])
+    staff.user.is_active = active
+    staff.user.save(update_fields=["is_active"])
+    what = "Reactivated" if active else "Deactivated"
+    _log_team_change(
+        by=by,
+        obj=staff.user,
+        action_flag=CHANGE,
+        message=f"{what} by the provider's team page: {reason[:200]}",
+    )
+    return staff
+
+
+@transaction.atomic
+def revoke_team_device(*, by, device: Device) -> Device:
+    """Revoke a device of the manager's own provider's staff, at once: its next request is
+    refused `not_authenticated`; the person's other devices keep working. Logged. Refuses
+    `not_permitted` for a device of another provider's staff."""
+    device = Device.objects.select_for_update().select_related("staff__provider").get(pk=device.pk)
+    _check_runs_team(by=by, provider=device.staff.provider, permission="providers.change_device")
+    if device.revoked_at is None:
+        revoke_device(device=device)
+        _log_team_change(
+            by=by, obj=device, action_flag=CHANGE, message="Revoked on the provider's team page."
+        )
+    return device
+
+
+# --- The bureau's providers, their contracts and the service catalogue (/providers/) -----------
+
+CREDIT_CODE_REASONS = {
+    InvalidLength: _("The unified social credit code has 18 characters."),
+    InvalidFormat: _(
+        "The unified social credit code is 8 digits, then 10 digits or capital letters (not I, O, S, V or Z)."
+    ),
+    InvalidChecksum: _(
+        "The last character of the unified social credit code (its check character) does not match; "
+        "please check it for a typing error."
+    ),
+    StdnumValidationError: _("The unified social credit code is not valid."),
+}
+MAX_STEP = Decimal("99.99")
+
+
+def _check_manages_providers(by) -> None:
+    if by is None or not may_manage_providers(by):
+        raise ProviderError(
+            "not_permitted",
+            _("Providers and their contracts are managed by the city's bureau administrators."),
+        )
+
+
+def _log_change(*, by, obj, created: bool, changed: list[str], message: str = "") -> None:
+    """An entry in Django's action log (who, when, what), as for accounts."""
+    if not changed and not message:
+        return
+    LogEntry.objects.log_actions(
+        user_id=by.pk,
+        queryset=[obj],
+        action_flag=ADDITION if created else CHANGE,
+        change_message=message or [{"added" if created else "changed": {"fields": changed}}],
+        single_object=True,
+    )
+
+
+def normalise_credit_code(raw) -> str:
+    """A unified social credit code (统一社会信用代码) checked with python-stdnum's cn.uscc:
+    18 characters and the check character. Full-width characters, spaces and dashes are
+    accepted. Refuses `invalid_credit_code` saying which part is wrong."""
+    try:
+        return uscc.validate(normalise_text(raw).replace(" ", ""))
+    except StdnumValidationError as error:
+        reason = CREDIT_CODE_REASONS.get(type(error), CREDIT_CODE_REASONS[StdnumValidationError])
+        raise ProviderError("invalid_credit_code", reason, field="credit_code") from None
+
+
+@transaction.atomic
+def save_provider(
+    *,
+    by,
+    provider: Provider | None = None,
+    code: str = "",
+    name: str,
+    name_en: str = "",
+    credit_code: str,
+    contact_phone: str = "",
+) -> Provider:
+    """Create a provider (`provider` None) or change its names, credit code and hotline. The code
+    is fixed once created (commands and exports name providers by it). Logged in the action log.
+
+    Refuses: `not_permitted` (not a city-wide bureau administrator), `invalid_input` (no code or
+    name), `invalid_credit_code`, `invalid_phone`, `duplicate_provider` (code or credit code taken).
+    """
+    _check_manages_providers(by)
+    created = provider is None
+    if created:
+        code = (code or "").strip().lower()
+        if not code:
+            raise ProviderError("invalid_input", _("The code is required."), field="code")
+        if Provider.objects.filter(code=code).exists():
+            raise ProviderError("duplicate_provider", _("Another provider has this code."), field="code")
+        provider = Provider(code=code)
+    else:
+        provider = Provider.objects.select_for_update().get(pk=provider.pk)
+    values = {
+        "name": normalise_text(name),
+        "name_en": normalise_text(name_en),
+        "credit_code": normalise_credit_code(credit_code),
+    }
+    if not values["name"]:
+        raise ProviderError("invalid_input", _("The name is required."), field="name")
+    try:
+        values["contact_phone"] = normalise_phone(contact_phone, field="contact_phone")
+    except EligibilityError as error:
+        raise ProviderError(error.code, error.message, field="contact_phone") from None
+    if Provider.objects.filter(credit_code=values["credit_code"]).exclude(pk=provider.pk).exists():
+        raise ProviderError(
+            "duplicate_provider",
+            _("Another provider has this unified social credit code."),
+            field="credit_code",
+        )
+    changed = [field for field, value in values.items() if getattr(provider, field) != value]
+    for field, value in values.items():
+        setattr(provider, field, value)
+    if created or changed:
+        provider.save()
+    _log_change(by=by, obj=provider, created=created, changed=changed)
+    return provider
+
+
+def _set_provider_active(*, by, provider: Provider, active: bool, reason: str) -> ProviderStatusChange:
+    _check_manages_providers(by)
+    reason = " ".join((reason or "").split())
+    if not reason:
+        raise ProviderError("invalid_input", _("Say why."), field="reason")
+    provider = Provider.objects.select_for_update().get(pk=provider.pk)
+    if provider.is_active == active:
+        already = (
+            _("This provider is already active.") if active else _("This provider is already suspended.")
+        )
+        raise ProviderError("invalid_input", already)
+    provider.is_active = active
+    provider.save(update_fields=["is_active"])
+    change = ProviderStatusChange.objects.create(
+        provider=provider, is_active=active, reason=reason[:200], changed_by=by
+    )
+    _log_change(by=by, obj=provider, created=False, changed=["active"])
+    return change
+
+
+@transaction.atomic
+def suspend_provider(*, by, provider: Provider, reason: str) -> ProviderStatusChange:
+    """Suspend a provider (暂停), with a reason; who and when are recorded. From the commit on,
+    every scan and void of its staff is refused `not_permitted`, whatever device token they hold
+    (`vouchers.services` checks the provider on each one); recorded services stay as they are.
+    Locks the provider row. Refuses `not_permitted`, `invalid_input` (no reason, already suspended).
+    """
+    return _set_provider_active(by=by, provider=provider, active=False, reason=reason)
+
+
+@transaction.atomic
+def reinstate_provider(*, by, provider: Provider, reason: str) -> ProviderStatusChange:
+    """Let a suspended provider's staff scan again, with a reason; who and when are recorded.
+    Refuses `not_permitted`, `invalid_input` (no reason, not suspended)."""
+    return _set_provider_active(by=by, provider=provider, active=True, reason=reason)
+
+
+def _date_text(day) -> str:
+    return f"{day:%Y-%m-%d}"
+
+
+@transaction.atomic
+def save_contract(
+    *,
+    by,
+    provider: Provider,
+    contract: Contract | None = None,
+    number: str,
+    starts_on,
+    ends_on,
+    status: str = Contract.Status.ACTIVE,
+    regions,
+    items,
+) -> Contract:
+    """Create a contract of `provider` (`contract` None) or change one: its number, period,
+    status, service area (`regions`; each covers its subtree, and a region inside another chosen
+    one is not stored twice) and priced items (`items`: (ServiceItem, unit price) pairs; an item
+    left out is removed, unless services were recorded under it).
+
+    Locks the provider row, so two writers of one provider's contracts take turns. Refuses:
+    `not_permitted`, `invalid_input` (no number, an end before the start, no region, no item, an
+    item twice, a price that is not above 0), `duplicate_contract_number`, `contract_overlap`
+    (another active contract of the provider covers one of the items in the same region, or in
+    one above or below it, in an overlapping period; the message names it), `item_in_use`. On
+    PostgreSQL and SQLite the database refuses the same-region overlap too (migration 0002).
+    """
+    _check_manages_providers(by)
+    provider = Provider.objects.select_for_update().get(pk=provider.pk)
+    if contract is not None:
+        contract = Contract.objects.select_for_update().get(pk=contract.pk)
+        if contract.provider_id != provider.pk:
+            raise ProviderError("not_found", _("This contract is not this provider's."))
+    number = normalise_text(number)
+    if not number:
+        raise ProviderError("invalid_input", _("The contract number is required."), field="number")
+    if Contract.objects.filter(number=number).exclude(pk=getattr(contract, "pk", None)).exists():
+        raise ProviderError(
+            "duplicate_contract_number", _("Another contract has this number."), field="number"
+        )
+    if starts_on is None or ends_on is None:
+        raise ProviderError("invalid_input", _("Give the first and the last day."), field="starts_on")
+    if ends_on < starts_on:
+        raise ProviderError("invalid_input", _("The last day is before the first day."), field="ends_on")
+    if status not in Contract.Status.values:
+        raise ProviderError("invalid_input", _("Choose a status."), field="status")
+    chosen = sorted(set(regions), key=lambda region: region.path)
+    area = [r for r in chosen if not any(r.path.startswith(o.path) and r.pk != o.pk for o in chosen)]
+    if not area:
+        raise ProviderError("invalid_input", _("Choose at least one region."), field="service_area")
+    prices: dict[int, tuple[ServiceItem, Decimal]] = {}
+    for service_item, unit_price in items:
+        if service_item.pk in prices:
+            raise ProviderError(
+                "invalid_input",
+                _("%(item)s is listed twice; give each service item once."),
+                field="items",
+                item=service_item.name,
+            )
+        try:
+            price = Decimal(str(unit_price)).quantize(Decimal("0.01"))
+        except (InvalidOperation, ValueError):
+            price = Decimal("0")
+        if price <= 0 or price >= Decimal("100000000"):
+            raise ProviderError(
+                "invalid_input",
+                _("The unit price of %(item)s must be more than 0 yuan."),
+                field="items",
+                item=service_item.name,
+            )
+        prices[service_item.pk] = (service_item, price)
+    if not prices:
+        raise ProviderError(
+            "invalid_input", _("Give at least one service item and its price."), field="items"
+        )
+    if status == Contract.Status.ACTIVE:
+        overlap = overlapping_contract(
+            provider=provider,
+            starts_on=starts_on,
+            ends_on=ends_on,
+            service_item_ids=prices,
+            regions=area,
+            exclude_pk=getattr(contract, "pk", None),
+        )
+        if overlap is not None:
+            raise ProviderError(
+                "contract_overlap",
+                _(
+                    "This overlaps contract %(number)s (%(starts_on)s to %(ends_on)s): both would cover "
+                    "%(item)s in %(region)s at the same time. Change the period, the area or the items, "
+                    "or end the other contract first."
+                ),
+                number=overlap.contract.number,
+                starts_on=_date_text(overlap.contract.starts_on),
+                ends_on=_date_text(overlap.contract.ends_on),
+                item=overlap.service_item.name,
+                region=overlap.region.name,
+            )
+
+    created = contract is None
+    changed: list[str] = []
+    if created:
+        contract = Contract(provider=provider)
+    old_area = set() if created else set(contract.service_area.values_list("pk", flat=True))
+    old_items = (
+        {} if created else {i.service_item_id: i for i in contract.items.select_related("service_item")}
+    )
+    # Removals first, then the period, then additions: every state in between is a part of the
+    # old contract or of the new one, so the database's overlap triggers never refuse a valid edit.
+    removed = [item for pk, item in old_items.items() if pk not in prices]
+    for item in removed:
+        if item.redemptions.exists():
+            raise ProviderError(
+                "item_in_use",
+                _(
+                    "Services of %(item)s were recorded under this contract: it cannot be removed. End the contract instead."
+                ),
+                field="items",
+                item=item.service_item.name,
+            )
+        item.delete()
+    if removed:
+        changed.append("items")
+    if not created and old_area - {r.pk for r in area}:
+        contract.service_area.remove(*(old_area - {r.pk for r in area}))
+    values = {"number": number, "starts_on": starts_on, "ends_on": ends_on, "status": status}
+    changed += [field for field, value in values.items() if getattr(contract, field, None) != value]
+    for field, value in values.items():
+        setattr(contract, field, value)
+    if created or changed:
+        contract.save()
+    added_area = {r.pk for r in area} - old_area
+    if added_area:
+        contract.service_area.add(*added_area)
+    if added_area or (old_area - {r.pk for r in area}):
+        changed.append("service_area")
+    for pk, (service_item, price) in prices.items():
+        item = old_items.get(pk)
+        if item is None:
+            ContractItem.objects.create(contract=contract, service_item=service_item, unit_price=price)
+            changed.append("items")
+        elif item.unit_price.amount != price:
+            item.unit_price = price
+            item.save(update_fields=["unit_price"])
+            changed.append("items")
+    _log_change(by=by, obj=contract, created=created, changed=sorted(set(changed)))
+    return contract
+
+
+@transaction.atomic
+def save_service_item(
+    *,
+    by,
+    service_item: ServiceItem | None = None,
+    code: str = "",
+    name: str,
+    name_en: str = "",
+    unit: str,
+    category: str,
+    quantity_step,
+    is_active: bool = True,
+) -> ServiceItem:
+    """Add an item to the service catalogue or change one: names, unit, category, billing
+    increment (`quantity_step`: a redemption's quantity must be a positive multiple of it) and
+    whether providers may record it. The code is fixed once created (the scanner sends it).
+    Refuses: `not_permitted`, `invalid_input`, `duplicate_service_item`."""
+    if by is None or not (may_manage_providers(by) and by.has_perm("providers.change_serviceitem")):
+        raise ProviderError(
+            "not_permitted", _("The service catalogue is managed by the city's bureau administrators.")
+        )
+    created = service_item is None
+    if created:
+        code = (code or "").strip().lower()
+        if not code:
+            raise ProviderError("invalid_input", _("The code is required."), field="code")
+        if ServiceItem.objects.filter(code=code).exists():
+            raise ProviderError(
+                "duplicate_service_item", _("Another service item has this code."), field="code"
+            )
+        service_item = ServiceItem(code=code)
+    else:
+        service_item = ServiceItem.objects.select_for_update().get(pk=service_item.pk)
+    try:
+        step = Decimal(str(quantity_step))
+    except (InvalidOperation, ValueError):
+        step = None
+    if (
+        step is None
+        or not step.is_finite()
+        or step <= 0
+        or step > MAX_STEP
+        or step != step.quantize(Decimal("0.01"))
+    ):
+        raise ProviderError(
+            "invalid_input",
+            _("The billing increment is a number above 0 and at most 99.99, in hundredths (e.g. 1 or 0.5)."),
+            field="quantity_step",
+        )
+    values = {
+        "name": normalise_text(name),
+        "name_en": normalise_text(name_en),
+        "unit": unit,
+        "category": category,
+        "quantity_step": step,
+        "is_active": bool(is_active),
+    }
+    if not values["name"]:
+        raise ProviderError("invalid_input", _("The name is required."), field="name")
+    if unit not in ServiceItem.Unit.values:
+        raise ProviderError("invalid_input", _("Choose a unit."), field="unit")
+    if category not in ServiceItem.Category.values:
+        raise ProviderError("invalid_input", _("Choose a category."), field="category")
+    changed = [field for field, value in values.items() if getattr(service_item, field, None) != value]
+    for field, value in values.items():
+        setattr(service_item, field, value)
+    if created or changed:
+        service_item.save()
+    _log_change(by=by, obj=service_item, created=created, changed=changed)
+    return service_item

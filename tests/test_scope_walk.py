@@ -18,6 +18,7 @@ from openpyxl import load_workbook
 
 from eligibility.models import EvaluationRun, ImportJob, RegionScope
 from eligibility.services import copy_policy, ensure_default_policy, evaluate_eligibility, register_senior
+from providers.services import register_device
 from tests.e2e.conftest import make_user
 from tests.factories import (
     ProviderFactory,
@@ -25,6 +26,7 @@ from tests.factories import (
     StaffMemberFactory,
     make_community,
     make_id_card_number,
+    make_priced_contract,
 )
 from vouchers.models import Voucher
 from vouchers.services import issue_vouchers
@@ -33,7 +35,8 @@ from vouchers.tokens import voucher_token
 # URLs outside the walk, and why: the admin has its own tests (superusers only), the API is the
 # scanner's (device tokens, tests/vouchers/test_api.py), i18n and sign-in/out are not scoped.
 SKIPPED_PREFIXES = ("admin/", "api/", "i18n/", "login/", "logout/", "static/")
-PUBLIC = {"senior-voucher"}  # the senior's own page: the signed code is the key (DESIGN.md §5)
+# The senior's own page and its "this service did not happen": the signed code is the key (DESIGN.md §5)
+PUBLIC = {"senior-voucher", "senior-dispute"}
 ROLES = ("bureau", "officer", "worker", "provider", "staff", "finance")
 # Whose seniors each registry role may see: the worker's community (mine), its sibling in the
 # same subdistrict, and a community of another district (other). Other roles see none.
@@ -81,6 +84,8 @@ def city(db):
     provider = ProviderFactory()
     for role in ("provider", "staff"):
         StaffMemberFactory(user=users[role], provider=provider)
+    device, _token = register_device(user=users["staff"])  # the team pages walk the staff's phone
+    contract = make_priced_contract(area=[mine.parent], provider=provider)  # the provider pages walk it
     jobs = {
         "mine": ImportJob.objects.create(created_by=users["worker"], filename="a.xlsx", workbook=b""),
         "other": ImportJob.objects.create(created_by=other_worker, filename="b.xlsx", workbook=b""),
@@ -89,7 +94,15 @@ def city(db):
     draft = copy_policy(policy=policy, by=users["bureau"])
     run = EvaluationRun.objects.create(as_of=dt.date.today(), started_by=users["bureau"])
     policies = {"published": policy, "draft": draft, "run": run}
-    return {"seniors": seniors, "users": users, "jobs": jobs, "policies": policies}
+    return {
+        "seniors": seniors,
+        "users": users,
+        "jobs": jobs,
+        "policies": policies,
+        "provider": provider,
+        "contract": contract,
+        "device": device,
+    }
 
 
 def url_for(route: str, params: list[str], city, whose: str) -> str:
@@ -108,6 +121,13 @@ def url_for(route: str, params: list[str], city, whose: str) -> str:
         "tier_id": city["policies"]["draft"].tiers.first().pk,
         "rule_id": city["policies"]["draft"].rules.first().pk,
         "run_id": city["policies"]["run"].pk,
+        # A provider and its contract are the city's (the bureau's pages), not a region's.
+        "provider_id": city["provider"].pk,
+        "contract_id": city["contract"].pk,
+        "service_item_id": city["contract"].items.first().service_item_id,
+        # A provider's team (/providers/<id>/staff|devices/): its staff member and their phone.
+        "staff_id": city["device"].staff_id,
+        "device_id": city["device"].pk,
     }
     unknown = set(params) - set(values)
     assert not unknown, f"the scope walk does not know what {unknown} of {route} stand for: teach it"

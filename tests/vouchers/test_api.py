@@ -8,6 +8,7 @@ import pytest
 from django.contrib.auth.models import Permission
 from rest_framework.test import APIClient
 
+from providers.models import ServiceItem
 from tests.factories import ContractItemFactory, ServiceItemFactory, UserFactory
 from tests.vouchers.conftest import MONTH, balance_of
 from vouchers.models import ClosedMonth, Redemption, ScanAttempt, Voucher
@@ -95,6 +96,10 @@ def test_verify_shows_what_the_scanner_may_see_and_changes_nothing(world):
     assert body["masked_name"] == "李*国"
     assert body["tier"] == "low_fee" and body["balance"] == "200.00"
     assert {item["code"] for item in body["service_items"]} == {"cleaning", "meal"}
+    # each item says the steps its quantity goes in (data on the service item)
+    steps = {item["code"]: item["quantity_step"] for item in body["service_items"]}
+    assert steps["meal"] == "1"
+    assert steps["cleaning"] == f"{ServiceItem.objects.get(code='cleaning').quantity_step.normalize():f}"
     assert "id_card_number" not in str(body) and world.vouchers["low_fee"].senior.id_card_number not in str(
         body
     )
@@ -160,8 +165,12 @@ def test_redemptions_list_shows_the_devices_own_history(world):
     [
         lambda w: "garbage",
         lambda w: w.token()[:-1] + ("A" if w.token()[-1] != "A" else "B"),  # altered MAC
-        lambda w: make_token(voucher_id=w.vouchers["low_fee"].pk + 999, version=1),  # forged id
-        lambda w: make_token(voucher_id=999_999, version=1),
+        lambda w: make_token(
+            voucher_id=w.vouchers["low_fee"].pk + 999, version=1, period=MONTH
+        ),  # no such voucher
+        lambda w: make_token(voucher_id=999_999, version=1, period=MONTH),
+        # A genuine signature over the right voucher and version, but another month
+        lambda w: make_token(voucher_id=w.vouchers["low_fee"].pk, version=1, period=dt.date(2026, 12, 1)),
     ],
 )
 def test_forged_or_altered_tokens_are_invalid_and_change_nothing(world, token_of):
