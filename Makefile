@@ -10,7 +10,7 @@ RUNTIME_STAMP := $(VENV)/.installed-runtime
 DEV_STAMP := $(VENV)/.installed-dev
 
 .DEFAULT_GOAL := help
-.PHONY: help venv dev run demo lint format test messages worker beat bench bench-import bench-evaluate clean distclean
+.PHONY: help venv dev run demo lint format test messages worker beat bench bench-import bench-evaluate bench-issue clean distclean
 
 help:
 	@echo "make run       create .venv, migrate SQLite, load the demo, serve http://127.0.0.1:8000"
@@ -24,6 +24,7 @@ help:
 	@echo "make bench     the redemption benchmark (needs a PostgreSQL DATABASE_URL)"
 	@echo "make bench-import  the registry import benchmark, 100,000 rows (needs a PostgreSQL DATABASE_URL)"
 	@echo "make bench-evaluate  the eligibility benchmark, 2,000,000 seniors, about 5 min (needs a PostgreSQL DATABASE_URL)"
+	@echo "make bench-issue  the issuance and card-printing benchmark, 2,000,000 seniors, about 6 min (needs a PostgreSQL DATABASE_URL)"
 	@echo "make clean     remove caches and collected static files; distclean also .venv and db.sqlite3"
 
 $(PY):
@@ -43,7 +44,9 @@ venv: $(RUNTIME_STAMP)
 dev: $(DEV_STAMP)
 
 # DEBUG=1: no SECRET_KEY needed, embedded SQLite unless DATABASE_URL is set, Celery tasks inline.
+# The demo's voucher signing key is made once, in var/ (never committed), and kept across runs.
 run: venv
+	DEBUG=1 $(MANAGE) voucher_signing_key --out var/voucher-signing.key --if-missing
 	DEBUG=1 $(MANAGE) migrate
 	DEBUG=1 $(MANAGE) demo
 	DEBUG=1 $(MANAGE) runserver 127.0.0.1:8000
@@ -81,6 +84,9 @@ bench-import: venv
 
 bench-evaluate: venv
 	$(PY) bench/evaluate.py --seniors 2000000 --repeats 3
+
+bench-issue: venv
+	$(PY) bench/issue.py --seniors 2000000 --repeats 3
 
 clean:
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -exec rm -rf {} +
