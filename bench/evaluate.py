@@ -37,12 +37,11 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.postgres import connect, database_url, recreate_database, server_config  # noqa: E402
+from bench.postgres import connect, database_url, recreate_database, server_config, setup_django  # noqa: E402
 
 AS_OF = dt.date(2026, 12, 1)  # the first of a month, as the evaluation before issuance runs
 JOB = "bench-evaluate"
@@ -196,17 +195,6 @@ def parse_args(argv=None):
     if args.seniors < 1 or args.repeats < 1:
         parser.error("--seniors and --repeats must be at least 1")
     return args
-
-
-def setup_django(url: str, db_name: str) -> None:
-    # The settings read the environment: point them at the throwaway database, production-like.
-    os.environ["DATABASE_URL"] = urlsplit(url)._replace(path=f"/{db_name}").geturl()
-    os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
-    os.environ.setdefault("SECRET_KEY", "bench-only-secret-key-not-for-production")
-    os.environ["DEBUG"] = "0"  # DEBUG would keep every query in memory
-    import django
-
-    django.setup()
 
 
 def _status_mb(field: str) -> float:

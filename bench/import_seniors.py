@@ -31,12 +31,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.postgres import connect, database_url, recreate_database, server_config  # noqa: E402
+from bench.postgres import connect, database_url, recreate_database, server_config, setup_django  # noqa: E402
 
 BASELINE_TABLE = "bench_import_baseline"
 COPY_BATCH = 10_000
@@ -65,17 +64,6 @@ def parse_args(argv=None):
     if args.rows < 1 or args.repeats < 1:
         parser.error("--rows and --repeats must be at least 1")
     return args
-
-
-def setup_django(url: str, db_name: str) -> None:
-    # The settings read the environment: point them at the throwaway database, production-like.
-    os.environ["DATABASE_URL"] = urlsplit(url)._replace(path=f"/{db_name}").geturl()
-    os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
-    os.environ.setdefault("SECRET_KEY", "bench-only-secret-key-not-for-production")
-    os.environ["DEBUG"] = "0"  # DEBUG would keep every query in memory
-    import django
-
-    django.setup()
 
 
 def peak_rss_mb() -> float:

@@ -23,7 +23,6 @@ Last, `print_vouchers` for the community with the most vouchers, R times.
 
 import argparse
 import datetime as dt
-import os
 import platform
 import statistics
 import sys
@@ -156,12 +155,6 @@ def main() -> None:
 
 
 def measure(args, config: dict, url: str, *, reuse: bool) -> None:
-    # A throwaway signing key for the cards (production-like settings want one).
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    from vouchers.offline_tokens import private_key_pem
-
-    os.environ["VOUCHER_SIGNING_KEY"] = private_key_pem(Ed25519PrivateKey.generate())
     setup_django(url, args.db_name)
     import django
     from django.core.management import call_command

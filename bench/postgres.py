@@ -55,3 +55,25 @@ def recreate_database(config: dict, name: str, *, create: bool) -> None:
                 cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     finally:
         admin.close()
+
+
+def setup_django(url: str, db_name: str) -> None:
+    """Set Django up on the throwaway database `db_name` of the server in `url`, production-like:
+    DEBUG off (it would keep every query in memory), a throwaway SECRET_KEY and a throwaway voucher
+    signing key (the settings refuse to start without them)."""
+    import base64
+    from urllib.parse import urlsplit
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+
+    os.environ["DATABASE_URL"] = urlsplit(url)._replace(path=f"/{db_name}").geturl()
+    os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
+    os.environ.setdefault("SECRET_KEY", "bench-only-secret-key-not-for-production")
+    if not (os.environ.get("VOUCHER_SIGNING_KEY") or os.environ.get("VOUCHER_SIGNING_KEY_FILE")):
+        raw = Ed25519PrivateKey.generate().private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+        os.environ["VOUCHER_SIGNING_KEY"] = base64.b64encode(raw).decode()
+    os.environ["DEBUG"] = "0"
+    import django
+
+    django.setup()

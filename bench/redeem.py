@@ -13,19 +13,17 @@ the same lock–insert–debit transaction written by hand. See bench/README.md.
 
 import argparse
 import datetime as dt
-import os
 import platform
 import statistics
 import sys
 import time
 from decimal import Decimal
 from pathlib import Path
-from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.postgres import connect, database_url, recreate_database, server_config  # noqa: E402
+from bench.postgres import connect, database_url, recreate_database, server_config, setup_django  # noqa: E402
 
 FACE_VALUE = Decimal("1000000.00")  # large enough that no run ever hits the balance shortfall
 UNIT_PRICE = Decimal("40.00")
@@ -270,15 +268,8 @@ def main() -> None:
 
 
 def measure(args, config: dict, url: str) -> None:
-    # The settings read the environment: point them at the throwaway database, production-like.
-    os.environ["DATABASE_URL"] = urlsplit(url)._replace(path=f"/{args.db_name}").geturl()
-    os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
-    os.environ.setdefault("SECRET_KEY", "bench-only-secret-key-not-for-production")
-    os.environ["DEBUG"] = "0"  # DEBUG would keep every query in memory and skew the service's rate
-
+    setup_django(url, args.db_name)  # DEBUG off: it would keep every query and skew the service's rate
     import django
-
-    django.setup()
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)

@@ -1,4 +1,5 @@
-"""Logging filter that keeps ID-card numbers (身份证号) out of every log line."""
+"""Logging filter and formatter that keep ID-card numbers (身份证号) and the voucher codes of
+senior-page URLs (the code is the key to that page) out of every log line."""
 
 import logging
 import re
@@ -7,9 +8,13 @@ import re
 ID_CARD_PATTERN = re.compile(r"(?<![0-9])[1-9][0-9]{13}([0-9]{3}[0-9Xx])(?![0-9A-Za-z])")
 
 
+# The senior's page, /v/<code>/ (and its dispute URL): the code opens the page without sign-in.
+VOUCHER_PAGE_PATTERN = re.compile(r"/v/[^/\s\"'?#]+")
+
+
 def redact_id_card_numbers(text: str) -> str:
-    # Only the last four characters stay, as on a masked receipt.
-    return ID_CARD_PATTERN.sub(r"**************\1", text)
+    # Only the last four characters stay, as on a masked receipt; a voucher page's code goes.
+    return VOUCHER_PAGE_PATTERN.sub("/v/…", ID_CARD_PATTERN.sub(r"**************\1", text))
 
 
 class RedactIdCardNumbers(logging.Filter):

@@ -200,6 +200,9 @@ VOUCHER_SIGNING_KEY = env("VOUCHER_SIGNING_KEY", default="")
 VOUCHER_SIGNING_KEY_FILE = env("VOUCHER_SIGNING_KEY_FILE", default="")
 VOUCHER_SIGNING_KEY_ID = env.int("VOUCHER_SIGNING_KEY_ID", default=1)
 VOUCHER_PREVIOUS_KEYS = env.list("VOUCHER_PREVIOUS_KEYS", default=[])
+# The last month whose vouchers still accept the earlier HMAC codes (the cards printed before the
+# switch to Ed25519, in this release's month); later vouchers refuse them. Empty: none at all.
+VOUCHER_LEGACY_CODES_UNTIL = env("VOUCHER_LEGACY_CODES_UNTIL", default="2026-12")
 if not DEBUG and not (VOUCHER_SIGNING_KEY or VOUCHER_SIGNING_KEY_FILE):
     raise ImproperlyConfigured("VOUCHER_SIGNING_KEY or VOUCHER_SIGNING_KEY_FILE must be set unless DEBUG=1.")
 

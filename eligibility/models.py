@@ -1,6 +1,9 @@
 """Regions, the senior registry, policies with their tiers and rules, and determinations."""
 
+import re
+
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Length
@@ -11,6 +14,17 @@ from djmoney.models.fields import MoneyField
 from simple_history.models import HistoricalRecords
 
 from config.i18n import in_language
+
+PHONE_PATTERN = r"^(1[3-9][0-9]{9}|0[0-9]{2,3}-[0-9]{7,8})$"
+
+
+def validate_phone(value: str) -> None:
+    """A mobile number or a landline with its area code, as the registry stores them."""
+    if value and not re.match(PHONE_PATTERN, value):
+        raise ValidationError(
+            _("Enter a mobile number (11 digits) or an area code and number, e.g. 0571-87001234."),
+            code="invalid_phone",
+        )
 
 
 class Region(models.Model):
@@ -36,6 +50,7 @@ class Region(models.Model):
         max_length=20,
         blank=True,
         help_text=_("A mobile number or an area code and number, e.g. 0571-87001234."),
+        validators=[validate_phone],
     )
 
     class Meta:
@@ -60,9 +75,6 @@ class Region(models.Model):
     def save(self, *args, **kwargs):
         self.path = f"{self.parent.path if self.parent_id else ''}{self.code}/"
         super().save(*args, **kwargs)
-
-
-PHONE_PATTERN = r"^(1[3-9][0-9]{9}|0[0-9]{2,3}-[0-9]{7,8})$"
 
 
 class Senior(models.Model):

@@ -27,6 +27,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from config import pages
 from config.i18n import in_language, name_in_language
+from config.months import next_month
 from eligibility import conditions, importer, selectors, services
 from eligibility.errors import EligibilityError
 from eligibility.exports import export_registry
@@ -164,7 +165,7 @@ def registry_list(request):
 
 def _card_months() -> list[dt.date]:
     month = timezone.localdate().replace(day=1)
-    return [month, (month + dt.timedelta(days=32)).replace(day=1)]
+    return [month, next_month(month)]
 
 
 @require_http_methods(["GET", "POST"])

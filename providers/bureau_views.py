@@ -6,10 +6,11 @@ from django.contrib import messages
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils import timezone, translation
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
+from config.i18n import name_in_language
 from config.pages import page_for
 from providers import selectors, services
 from providers.contract_forms import (
@@ -18,10 +19,10 @@ from providers.contract_forms import (
     ContractForm,
     ContractItemFormSet,
     ProviderForm,
-    ReasonForm,
     ServiceItemForm,
 )
 from providers.errors import ProviderError
+from providers.forms import ReasonForm
 from providers.models import Contract, ContractItem, Provider, ServiceItem
 
 PER_PAGE = 50
@@ -35,12 +36,6 @@ readers = page_for(
     NOT_READERS,
 )
 managers = page_for(selectors.may_manage_providers, NOT_MANAGERS)
-
-
-def shown_name(obj) -> str:
-    """A region's, item's or provider's name in the page's language (Chinese when no English)."""
-    english = translation.get_language() == "en" and getattr(obj, "name_en", "")
-    return english or obj.name
 
 
 def _today():
@@ -61,7 +56,7 @@ def provider_list(request):
     context = {
         "page": page,
         "query": query,
-        "rows": [{"provider": p, "name": shown_name(p)} for p in page],
+        "rows": [{"provider": p, "name": name_in_language(p)} for p in page],
         "can_manage": selectors.may_manage_providers(request.user),
     }
     return render(request, "providers/list.html", context)
@@ -121,10 +116,10 @@ def _contract_shown(contract: Contract, today) -> dict:
         and contract.starts_on <= today <= contract.ends_on,
         "ended": contract.ends_on < today,
         "not_started": contract.starts_on > today,
-        "area": [shown_name(region) for region in contract.service_area.all()],
+        "area": [name_in_language(region) for region in contract.service_area.all()],
         "items": [
             {
-                "name": shown_name(item.service_item),
+                "name": name_in_language(item.service_item),
                 "unit": item.service_item.get_unit_display(),
                 "unit_price": item.unit_price,
             }
@@ -138,7 +133,7 @@ def _provider_page(request, provider: Provider, *, reason_form=None, status=200)
     can_manage = selectors.may_manage_providers(request.user)
     context = {
         "provider": provider,
-        "name": shown_name(provider),
+        "name": name_in_language(provider),
         "contracts": [_contract_shown(c, today) for c in selectors.provider_contracts(provider=provider)],
         "status_changes": provider.status_changes.select_related("changed_by")[:10],
         "can_manage": can_manage,
@@ -199,7 +194,7 @@ def _area_tree(selected: set[int]) -> list[dict]:
         region = node["region"]
         return {
             "region": region,
-            "name": shown_name(region),
+            "name": name_in_language(region),
             "checked": region.pk in selected,
             "open": any(child["checked"] or child["open"] for child in children),
             "children": children,
@@ -264,7 +259,7 @@ def _contract_form_page(request, provider: Provider, contract: Contract | None):
         status = 200
     context = {
         "provider": provider,
-        "provider_name": shown_name(provider),
+        "provider_name": name_in_language(provider),
         "contract": contract,
         "form": form,
         "formset": formset,
@@ -294,7 +289,7 @@ catalogue_readers = page_for(selectors.may_read_providers, NOT_READERS)
 @catalogue_readers
 def service_catalogue(request):
     items = [
-        {"item": item, "name": shown_name(item), "step": f"{item.quantity_step.normalize():f}"}
+        {"item": item, "name": name_in_language(item), "step": f"{item.quantity_step.normalize():f}"}
         for item in selectors.service_catalogue()
     ]
     can_manage = selectors.may_manage_providers(request.user) and request.user.has_perm(

@@ -80,14 +80,6 @@ class ProviderForm(ServiceErrors, forms.Form):
             raise forms.ValidationError(error.detail, code=error.code) from None
 
 
-class ReasonForm(forms.Form):
-    reason = forms.CharField(
-        label=_("Reason"),
-        max_length=200,
-        widget=forms.Textarea(attrs={"rows": 2}),
-    )
-
-
 class ContractForm(ServiceErrors, forms.Form):
     number = forms.CharField(label=_("Contract number"), max_length=40)
     # A date input takes ISO dates whatever the page's language (zh-Hans formats them 2026/01/01).

@@ -55,3 +55,9 @@ class AccountForm(forms.Form):
         if role not in PROVIDER_ROLES:
             cleaned["provider"] = None
         return cleaned
+
+
+class ReasonForm(forms.Form):
+    """Why: suspending or reinstating a provider, deactivating or reactivating a staff member."""
+
+    reason = forms.CharField(label=_("Reason"), max_length=200, widget=forms.Textarea(attrs={"rows": 2}))

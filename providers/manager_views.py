@@ -21,7 +21,8 @@ from config.pages import forbidden, page_for
 from config.roles import PROVIDER, roles_of
 from providers import selectors
 from providers.errors import ProviderError
-from providers.manager_forms import ReasonForm, StaffMemberForm
+from providers.forms import ReasonForm
+from providers.manager_forms import StaffMemberForm
 from providers.models import Device, StaffMember
 from providers.services import add_staff_member, revoke_team_device, set_staff_active
 

@@ -283,7 +283,8 @@ def set_staff_active(*, by, staff: StaffMember, active: bool, reason: str) -> St
     (providers.authentication), so they neither scan nor void. Their devices are kept, and listed
     on the devices page, where the manager may revoke them. Locks the staff row. Logged with the
     reason. Refuses: `not_permitted` (not this provider's manager; one's own account; a
-    manager's account or one that no longer has the staff role, both the bureau's),
+    manager's account or one that no longer has the staff role, both the bureau's; reactivating
+    an account the bureau switched off on its accounts page),
     `invalid_input` (no reason).
     """
     staff = StaffMember.objects.select_for_update().select_related("user", "provider").get(pk=staff.pk)
@@ -300,6 +301,12 @@ def set_staff_active(*, by, staff: StaffMember, active: bool, reason: str) -> St
         raise ProviderError("invalid_input", _("Say why."), field="reason")
     if staff.is_active == active and staff.user.is_active == active:
         return staff
+    if active and staff.is_active and not staff.user.is_active and not by.is_superuser:
+        # Working for the provider, but the account was switched off on the bureau's accounts page.
+        raise ProviderError(
+            "not_permitted",
+            _("This account was switched off by the bureau; ask the bureau to switch it on again."),
+        )
     staff.is_active = active
     staff.save(update_fields=["is_active"])
     staff.user.is_active = active

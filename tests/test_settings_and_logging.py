@@ -96,6 +96,24 @@ def test_the_configured_console_handler_redacts_messages_and_tracebacks():
     assert written.count("**************0028") == 2
 
 
+def test_a_senior_page_request_logged_as_not_found_keeps_its_code_out(client, db, caplog):
+    """The code in /v/<code>/ opens a senior's page: Django's request log (a 404, a 410) must not
+    write it down, as the configured formatter writes the line."""
+    code = "A" * 120
+    stream = io.StringIO()
+    config = copy.deepcopy(settings.LOGGING)
+    config["handlers"]["console"]["stream"] = stream
+    logging.config.dictConfig(config)
+    try:
+        assert client.get(f"/v/{code}/").status_code == 404
+        assert client.post(f"/v/{code}/dispute/", {"service": "1"}).status_code in (403, 404)
+    finally:
+        logging.config.dictConfig(settings.LOGGING)
+    written = stream.getvalue()
+    assert "/v/…" in written
+    assert code not in written
+
+
 def _import_settings(**env_vars) -> subprocess.CompletedProcess:
     """Import config.settings in a fresh interpreter whose environment holds only `env_vars`."""
     env = {"PATH": os.environ.get("PATH", ""), **env_vars}

@@ -52,9 +52,11 @@ class Voucher(models.Model):
     )
     # The first day of the month the voucher is for.
     period = models.DateField(_("month"))
+    # DO_NOTHING: Django would otherwise look through every voucher (no index) each time a
+    # draft's tier is deleted; a published tier, the only kind vouchers name, is never deleted.
     tier = models.ForeignKey(
         "eligibility.Tier",
-        on_delete=models.PROTECT,
+        on_delete=models.DO_NOTHING,
         related_name="vouchers",
         db_constraint=False,
         db_index=False,

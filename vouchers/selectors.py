@@ -9,6 +9,7 @@ from django.utils.translation import gettext_lazy as _
 
 from config.i18n import name_in_language
 from config.roles import BUREAU, FINANCE, OFFICER, PROVIDER_ROLES, WORKER, roles_of
+from eligibility.selectors import sees_whole_city
 from eligibility.selectors import visible_to as seniors_visible_to
 from providers.models import Contract, Provider
 from providers.selectors import ancestor_paths, contract_items_for
@@ -29,15 +30,14 @@ def check_token_matches(*, voucher: Voucher, parsed: tokens.ParsedToken) -> None
     key: refuse it as not a valid code, like a forgery."""
     if parsed.period is not None and parsed.period != voucher.period:
         raise VoucherError("invalid_token", _("This code is not a valid voucher code."))
+    if parsed.period is None and not tokens.legacy_code_accepted(voucher.period):
+        # An earlier-format code for a voucher issued after the switch: never printed, so forged.
+        raise VoucherError("invalid_token", _("This code is not a valid voucher code."))
 
 
 def check_voucher_usable(*, voucher: Voucher, token_version: int, today: dt.date) -> None:
     """Refuse a voucher that cannot be used today: revoked, not yet valid, expired."""
-    if voucher.status == Voucher.Status.REVOKED or token_version != voucher.token_version:
-        raise VoucherError(
-            "voucher_revoked",
-            _("This voucher code has been revoked; ask the community worker for the new one."),
-        )
+    check_code_current(voucher=voucher, token_version=token_version)
     if today < voucher.valid_from:
         raise VoucherError(
             "voucher_not_yet_valid",
@@ -129,6 +129,8 @@ def voucher_for_senior_page(*, voucher_id: int, period: dt.date | None = None) -
     voucher = Voucher.objects.select_related("senior__community", "tier").filter(pk=voucher_id).first()
     if voucher is not None and period is not None and voucher.period != period:
         return None
+    if voucher is not None and period is None and not tokens.legacy_code_accepted(voucher.period):
+        return None  # an earlier-format code for a later voucher: see check_token_matches
     return voucher
 
 
@@ -181,29 +183,24 @@ def voucher_contacts(voucher: Voucher) -> VoucherContacts:
     return contacts_for_community(community=voucher.senior.community, on=on)
 
 
-def services_on_voucher(*, voucher: Voucher, limit: int = 20) -> list[Redemption]:
-    """The voucher's services that still count (not voided), most recent first."""
-    return list(
-        Redemption.objects.select_related("service_item", "provider")
-        .filter(voucher=voucher, void__isnull=True)
-        .order_by("-served_at", "-id")[:limit]
-    )
-
-
 # --- Who may see what (DESIGN.md §8) --------------------------------------------------------------
-
-CITY_WIDE_ROLES = frozenset({BUREAU, FINANCE})
 
 
 def visible_to(user) -> QuerySet[Voucher]:
-    """The vouchers a user may see: the city for superusers, bureau and finance; a worker's or
-    officer's seniors' through the registry's scope; none for provider roles (a scanner reads
-    one voucher at a time through its code)."""
+    """The vouchers a user may see: the city for superusers, finance and the city-wide bureau; a
+    worker's, officer's or part-city bureau administrator's seniors' through the registry's scope;
+    none for provider roles (a scanner reads one voucher at a time through its code)."""
     if not user.is_authenticated:
         return Voucher.objects.none()
-    if user.is_superuser or CITY_WIDE_ROLES.intersection(roles_of(user)):
+    if _sees_every_voucher(user):
         return Voucher.objects.all()
     return Voucher.objects.filter(senior__in=seniors_visible_to(user))
+
+
+def _sees_every_voucher(user) -> bool:
+    """Superusers, finance, and a bureau administrator of the whole city: a bureau administrator
+    given part of the city sees that part's vouchers, as in the registry."""
+    return user.is_superuser or FINANCE in roles_of(user) or sees_whole_city(user)
 
 
 def redemptions_visible_to(user) -> QuerySet[Redemption]:
@@ -212,7 +209,7 @@ def redemptions_visible_to(user) -> QuerySet[Redemption]:
     if not user.is_authenticated:
         return Redemption.objects.none()
     user_roles = set(roles_of(user))
-    if user.is_superuser or CITY_WIDE_ROLES & user_roles:
+    if _sees_every_voucher(user):
         return Redemption.objects.all()
     if PROVIDER_ROLES & user_roles:
         staff = getattr(user, "staff_member", None)
@@ -296,7 +293,8 @@ def _services_with_disputes(voucher: Voucher) -> QuerySet[Redemption]:
 
 
 def services_for_senior_page(*, voucher: Voucher, limit: int = 20) -> list[Redemption]:
-    """`services_on_voucher` (not voided, most recent first), each with `has_open_dispute`."""
+    """The voucher's services that still count (not voided), most recent first, each with
+    `has_open_dispute`."""
     return list(_services_with_disputes(voucher).order_by("-served_at", "-id")[:limit])
 
 

@@ -148,7 +148,12 @@ def issue_vouchers(
         cursor.execute(sql, params)
         issued = max(cursor.rowcount, 0)
     today = local_date(now)
-    carried = _carry_over(period=period, today=today, now=now)
+    carried = 0
+    if Policy.objects.filter(carry_over_unused=True).exclude(status=Policy.Status.DRAFT).exists():
+        # This month's vouchers too, when next month is being issued early: a run missed on the
+        # 1st must not leave them without last month's balance.
+        months = sorted({today.replace(day=1), period})
+        carried = sum(_carry_over(period=month, today=today, now=now) for month in months)
     expired = Voucher.objects.filter(
         status=Voucher.Status.ACTIVE, period__lt=today.replace(day=1), valid_until__lt=today
     ).update(status=Voucher.Status.EXPIRED)
@@ -173,11 +178,9 @@ def _carry_over(*, period: dt.date, today: dt.date, now: dt.datetime) -> int:
     """Where the policy of a voucher's tier carries unused balance over (default off): add what
     is left of last month's face value to `period`'s voucher, once last month is over (its
     balance can no longer change). Never more than one month's face value, so nothing snowballs;
-    a revoked voucher passes nothing on. One UPDATE, run only when some published policy has the
-    option; a voucher issued before last month ended gets it at the next run. Returns how many
-    vouchers were given a carry-over."""
-    if not Policy.objects.filter(carry_over_unused=True).exclude(status=Policy.Status.DRAFT).exists():
-        return 0
+    a revoked voucher passes nothing on. One UPDATE, run (by `issue_vouchers`) only when some
+    published policy has the option; a voucher issued before last month ended gets it at the next run. Returns how many
+    vouchers were given something (a voucher with nothing to carry is left unmarked)."""
     voucher, tier, policy = Voucher._meta.db_table, Tier._meta.db_table, Policy._meta.db_table
     sql = f"""
         UPDATE {voucher} SET carried_over = c.amount, balance = {voucher}.balance + c.amount, carried_over_at = %s
@@ -190,6 +193,7 @@ def _carry_over(*, period: dt.date, today: dt.date, now: dt.datetime) -> int:
             JOIN {policy} p ON p.id = t.policy_id
             WHERE v.period = %s AND v.carried_over_at IS NULL AND v.status = %s
               AND prev.status <> %s AND prev.valid_until < %s AND p.carry_over_unused
+              AND prev.balance > 0 AND prev.face_value > 0
         ) c
         WHERE {voucher}.id = c.voucher_id
     """  # noqa: S608 - table names come from model metadata, values are parameters
@@ -581,7 +585,14 @@ def file_dispute(
     if _count_dispute_attempt(client_hash) > DISPUTE_ATTEMPTS_PER_CLIENT_PER_HOUR:
         raise _too_many_disputes()
     parsed = parse_scanned_token(token)
-    voucher = Voucher.objects.filter(pk=parsed.voucher_id).only("period", "status", "token_version").first()
+    # The voucher's row lock (the order redemptions take too) makes its daily count below exact
+    # when several of its services are disputed at once.
+    voucher = (
+        Voucher.objects.select_for_update(of=("self",))
+        .filter(pk=parsed.voucher_id)
+        .only("period", "status", "token_version")
+        .first()
+    )
     if voucher is None:
         raise VoucherError("invalid_token", _("This code is not a valid voucher code."))
     check_token_matches(voucher=voucher, parsed=parsed)

@@ -6,8 +6,9 @@ GET /api/v1/scanner/keys/. Bumping the voucher's token version (a reissued card)
 code printed before.
 
 The earlier format, `<voucher id in base 36>.<version>.<HMAC>`, keyed from SECRET_KEY, is still
-accepted online, so the cards printed before the switch keep working until their month ends;
-it is no longer made, and a scanner cannot check it offline.
+accepted online for vouchers of the months up to VOUCHER_LEGACY_CODES_UNTIL, so the cards printed
+before the switch keep working until their month ends; it is no longer made, and a scanner cannot
+check it offline.
 
 Keys come from the environment (settings `VOUCHER_SIGNING_KEY*`, `VOUCHER_PREVIOUS_KEYS`), never
 from the repository.
@@ -211,6 +212,20 @@ def parse_token(scanned: str) -> ParsedToken | None:
     return ParsedToken(
         voucher_id=payload.voucher_id, version=payload.version, period=payload.period, key_id=payload.key_id
     )
+
+
+def legacy_code_accepted(period: dt.date) -> bool:
+    """Whether a voucher of `period` still accepts the earlier HMAC format: only the months up to
+    VOUCHER_LEGACY_CODES_UNTIL (YYYY-MM; cards printed before the switch), so SECRET_KEY alone
+    can never make a code for a later voucher."""
+    until = settings.VOUCHER_LEGACY_CODES_UNTIL
+    if not until:
+        return False
+    try:
+        last = dt.date.fromisoformat(f"{until}-01")
+    except ValueError:
+        raise ImproperlyConfigured("VOUCHER_LEGACY_CODES_UNTIL is a month, YYYY-MM.") from None
+    return period <= last
 
 
 def voucher_token(voucher) -> str:

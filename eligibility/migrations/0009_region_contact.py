@@ -4,6 +4,8 @@ its area code, as it does for the seniors' phones (0005)."""
 
 from django.db import migrations, models
 
+import eligibility.models
+
 PATTERN = "^(1[3-9][0-9]{9}|0[0-9]{2,3}-[0-9]{7,8})?$"
 
 
@@ -39,6 +41,7 @@ class Migration(migrations.Migration):
                 blank=True,
                 help_text="A mobile number or an area code and number, e.g. 0571-87001234.",
                 max_length=20,
+                validators=[eligibility.models.validate_phone],
                 verbose_name="contact phone",
             ),
         ),

@@ -2,8 +2,10 @@
 
 import datetime as dt
 import io
+import shutil
 from dataclasses import dataclass
 from decimal import Decimal
+from urllib.parse import urlsplit
 
 import pytest
 from django.contrib.auth import authenticate, get_user_model
@@ -212,3 +214,31 @@ def test_on_the_first_of_a_month_this_months_services_are_from_earlier_that_day(
     assert not march.filter(served_at__lt=start).exists()
     assert not march.filter(served_at__gt=now).exists()
     assert city.counts["vouchers_this_month"] > 0
+
+
+@pytest.mark.skipif(shutil.which("pdftoppm") is None, reason="needs poppler-utils' pdftoppm")
+def test_the_demo_workers_printed_cards_open_their_seniors_pages(demo, db, client, tmp_path):
+    """`make run`'s city: print 保俶社区's cards, read every QR off the rendered PDF, open each page."""
+    from tests.vouchers.test_cards import decoded
+
+    out = tmp_path / "cards.pdf"
+    call_command(
+        "print_vouchers",
+        "--period",
+        f"{demo.this_month:%Y-%m}",
+        "--community",
+        "330106001001",
+        "--out",
+        str(out),
+        stdout=io.StringIO(),
+    )
+    vouchers = Voucher.objects.filter(
+        period=demo.this_month, status=Voucher.Status.ACTIVE, senior__community__code="330106001001"
+    ).select_related("senior")
+    urls = {voucher_url(v): v for v in vouchers}
+    read = [result.text for result in decoded(out.read_bytes(), tmp_path)]
+    assert sorted(read) == sorted(urls) and read
+    for url in read:
+        page = client.get(urlsplit(url).path)
+        assert page.status_code == 200
+        assert urls[url].senior.masked_name in page.content.decode()

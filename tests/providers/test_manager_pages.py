@@ -525,3 +525,16 @@ def test_the_redemptions_page_takes_a_fixed_number_of_queries(
     with django_assert_max_num_queries(12):
         page = client.get(team.url("team-redemptions")).content.decode()
     assert page.count('<li class="service') == 4
+
+
+def test_a_manager_does_not_switch_on_an_account_the_bureau_switched_off(client, team):
+    # Given the bureau switched the staff member's account off on its accounts page
+    type(team.staff.user).objects.filter(pk=team.staff.user.pk).update(is_active=False)
+    team.staff.refresh_from_db()
+
+    # Then their manager cannot switch it on from the team page
+    with pytest.raises(ProviderError) as refused:
+        set_staff_active(by=team.manager, staff=team.staff, active=True, reason="回来上班")
+    assert refused.value.code == "not_permitted"
+    team.staff.user.refresh_from_db()
+    assert not team.staff.user.is_active

@@ -349,3 +349,21 @@ def test_only_those_who_see_the_vouchers_print_them(client, world, worker):
     assert client.post(cards_url(world.community)).status_code == 405
     response = client.get(cards_url(world.community, dt.date(2026, 12, 1)), HTTP_ACCEPT_LANGUAGE="en")
     assert response.status_code == 404 and "no vouchers for" in response.content.decode()
+
+
+def test_a_bureau_administrator_of_one_district_prints_only_that_districts_cards(world, client):
+    from config.roles import setup_roles
+    from tests.e2e.conftest import make_user
+    from vouchers.selectors import visible_to
+
+    setup_roles()
+    district = world.community.parent.parent
+    bureau = make_user("district-bureau", "bureau", region=district)
+    client.force_login(bureau)
+    own, elsewhere = world.vouchers["low_fee"], world.vouchers["far_away"]
+
+    assert set(visible_to(bureau)) == {
+        v for v in world.vouchers.values() if v.senior.community == world.community
+    }
+    assert client.get(reverse("voucher-card", args=[own.pk])).status_code == 200
+    assert client.get(reverse("voucher-card", args=[elsewhere.pk])).status_code == 404

@@ -30,3 +30,18 @@ def test_the_community_contact_and_every_provider_whose_active_contract_covers_i
     assert phones == {covering.name: "0571-88152468", ended.name: ""}
     later = contacts_for_community(community=community, on=on + dt.timedelta(days=25))
     assert [p.name for p in later.providers] == [covering.name]
+
+
+def test_a_community_contact_phone_in_the_wrong_form_is_refused_with_a_clear_message(world):
+    from django.core.exceptions import ValidationError
+
+    community = world.community
+    community.contact_phone = "0571 8799 1001"
+    try:
+        community.full_clean()
+    except ValidationError as error:
+        assert "contact_phone" in error.message_dict
+    else:
+        raise AssertionError("a phone with spaces passed")
+    community.contact_phone = "0571-87991001"
+    community.full_clean()

@@ -91,3 +91,17 @@ def test_a_card_printed_before_the_switch_still_redeems_until_it_is_replaced(wor
     reissue_voucher(voucher_id=voucher.pk, reason="遗失", by=worker)
     again = world.client().post(REDEEM, redeem_body(legacy, key="scan-0000002"), format="json")
     assert_refused(again, 409, "voucher_revoked")
+
+
+def test_an_earlier_format_code_for_a_voucher_after_the_switch_is_refused(world, client):
+    """SECRET_KEY alone must not make a working code for a voucher issued after the switch."""
+    from django.test import override_settings
+
+    voucher = world.vouchers["low_fee"]  # November 2026
+    legacy = make_legacy_token(voucher_id=voucher.pk, version=voucher.token_version)
+    with override_settings(VOUCHER_LEGACY_CODES_UNTIL="2026-10"):
+        assert_refused(world.client().post(VERIFY, {"token": legacy}, format="json"), 400, "invalid_token")
+        assert client.get(f"/v/{legacy}/").status_code == 404
+    with override_settings(VOUCHER_LEGACY_CODES_UNTIL=""):
+        assert_refused(world.client().post(REDEEM, redeem_body(legacy), format="json"), 400, "invalid_token")
+    assert client.get(f"/v/{legacy}/").status_code == 200  # the default: up to 2026-12

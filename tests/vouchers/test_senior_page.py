@@ -631,10 +631,13 @@ def test_one_service_reported_from_ten_phones_at_once_is_one_dispute(transaction
 def test_a_dispute_sent_without_its_security_cookie_gets_a_plain_page_and_records_nothing(world):
     from django.test import Client
 
+    from tests.vouchers.test_api import REDEEM, redeem_body
     from vouchers.models import Dispute
 
+    served = world.client().post(REDEEM, redeem_body(world.token()), format="json").json()
     browser = Client(enforce_csrf_checks=True)
-    response = browser.post(f"/v/{world.token()}/dispute/", {"redemption": "1"})
+    # Everything a confirmed dispute sends, except the security token
+    response = browser.post(f"/v/{world.token()}/dispute/", {"service": served["id"], "confirm": "1"})
     page = response.content.decode()
     assert response.status_code == 403
     assert "请再试一次" in page and "CSRF" not in page
