@@ -463,7 +463,12 @@ def main() -> None:
     if args.child:
         child(args)
         return
-    config = server_config(url, why=WHY)
+    on_a_throwaway_city(args, server_config(url, why=WHY), url, measure)
+
+
+def on_a_throwaway_city(args, config: dict, url: str, measure) -> None:
+    """Run `measure(args, config, url, reuse=…)` on the database `args.db_name`, made afresh unless
+    `--reuse` finds the city of the same size a `--keep` run left, and dropped after unless `--keep`."""
     if config["NAME"] == args.db_name:
         sys.exit(f"DATABASE_URL names {args.db_name}, the database this script drops; use another one.")
 
@@ -483,9 +488,10 @@ def main() -> None:
     print(f"\nthe whole bench took {time.perf_counter() - started:.0f} s")
 
 
-def measure(args, config: dict, url: str, *, reuse: bool) -> None:
+def build_city(args, config: dict, url: str, *, reuse: bool) -> float | None:
+    """Django set up on the throwaway database, migrated, and `args.seniors` seniors COPYed in
+    (unless reusing); returns when the build began (None when reusing)."""
     setup_django(url, args.db_name)
-    import django
     from django.core.management import call_command
     from django.db import connections
 
@@ -493,12 +499,21 @@ def measure(args, config: dict, url: str, *, reuse: bool) -> None:
 
     if reuse:
         print(f"reusing {args.db_name} ({args.seniors} seniors)")
-    else:
-        began = time.perf_counter()
-        call_command("migrate", verbosity=0)
-        codes = create_regions()
-        connections.close_all()
-        copy_seniors(config, args.db_name, args.seniors, codes)
+        return None
+    began = time.perf_counter()
+    call_command("migrate", verbosity=0)
+    codes = create_regions()
+    connections.close_all()
+    copy_seniors(config, args.db_name, args.seniors, codes)
+    return began
+
+
+def measure(args, config: dict, url: str, *, reuse: bool) -> None:
+    began = build_city(args, config, url, reuse=reuse)
+    import django
+    from django.db import connections
+
+    if began is not None:
         print(f"built {args.db_name}: {args.seniors} seniors by COPY in {time.perf_counter() - began:.0f} s")
     policy_id, draft_id = make_draft()
     connections.close_all()

@@ -36,12 +36,11 @@ sys.path.insert(0, str(ROOT))
 from bench.evaluate import (  # noqa: E402
     AS_OF,
     admin_statements,
-    copy_seniors,
-    count_seniors,
+    build_city,
+    on_a_throwaway_city,
     settle,
-    setup_django,
 )
-from bench.postgres import connect, database_url, recreate_database, server_config  # noqa: E402
+from bench.postgres import connect, database_url, server_config  # noqa: E402
 
 PERIOD = dt.date(2027, 1, 1)  # next month: the job runs in the last days of the month before
 NOW = dt.datetime(2026, 12, 28, 2, 0, tzinfo=dt.timezone(dt.timedelta(hours=8)))
@@ -135,41 +134,15 @@ def run_print(community_code: str, folder: str) -> dict:
 def main() -> None:
     args = parse_args()
     url = database_url("bench/issue.py")
-    config = server_config(url, why=WHY)
-    if config["NAME"] == args.db_name:
-        sys.exit(f"DATABASE_URL names {args.db_name}, the database this script drops; use another one.")
-    started = time.perf_counter()
-    reuse = args.reuse and count_seniors(config, args.db_name) == args.seniors
-    if not reuse:
-        recreate_database(config, args.db_name, create=True)
-    try:
-        measure(args, config, url, reuse=reuse)
-    finally:
-        if "django.db" in sys.modules:
-            from django.db import connections
-
-            connections.close_all()
-        if not args.keep:
-            recreate_database(config, args.db_name, create=False)
-    print(f"\nthe whole bench took {time.perf_counter() - started:.0f} s")
+    on_a_throwaway_city(args, server_config(url, why=WHY), url, measure)
 
 
 def measure(args, config: dict, url: str, *, reuse: bool) -> None:
-    setup_django(url, args.db_name)
+    began = build_city(args, config, url, reuse=reuse)
     import django
-    from django.core.management import call_command
     from django.db import connections
 
-    from bench.city import create_regions
-
-    if reuse:
-        print(f"reusing {args.db_name} ({args.seniors} seniors)")
-    else:
-        began = time.perf_counter()
-        call_command("migrate", verbosity=0)
-        codes = create_regions()
-        connections.close_all()
-        copy_seniors(config, args.db_name, args.seniors, codes)
+    if began is not None:
         from eligibility.services import evaluate_eligibility
 
         evaluate_eligibility(as_of=AS_OF, job="bench-issue")

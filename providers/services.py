@@ -268,7 +268,11 @@ def add_staff_member(
                 password=password or None,
             )
     except IntegrityError:
-        # The same number (or username) committed by a concurrent request since the checks.
+        # The same number or username committed by a concurrent request since the checks: say which.
+        if get_user_model().objects.filter(username__iexact=(username or "").strip()).exists():
+            raise ProviderError(
+                "duplicate_username", _("This username is taken."), field="username"
+            ) from None
         raise ProviderError("duplicate_employee_number", taken, field="employee_number") from None
     _log_account(by=by, user=made.user, created=True, changed=made.changed)
     return made.user.staff_member
@@ -687,6 +691,13 @@ def save_service_item(
         raise ProviderError("invalid_input", _("The name is required."), field="name")
     if unit not in ServiceItem.Unit.values:
         raise ProviderError("invalid_input", _("Choose a unit."), field="unit")
+    if not created and unit != service_item.unit and service_item.redemptions.exists():
+        # Past services were priced per the old unit: "2" would then read as something else.
+        raise ProviderError(
+            "invalid_input",
+            _("Services were recorded in this unit; the unit cannot change. Add a new item instead."),
+            field="unit",
+        )
     if category not in ServiceItem.Category.values:
         raise ProviderError("invalid_input", _("Choose a category."), field="category")
     changed = [field for field, value in values.items() if getattr(service_item, field, None) != value]

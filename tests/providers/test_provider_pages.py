@@ -385,3 +385,20 @@ def test_the_contract_period_is_shown_with_its_area(client, bureau, provider):
         t("%(start)s to %(end)s").replace("%(start)s", "2026-01-01").replace("%(end)s", "2026-12-31") in page
     )
     assert contract.service_area.get().name in page
+
+
+def test_an_items_unit_cannot_change_once_services_were_recorded_in_it(world):
+    from providers.errors import ProviderError
+    from providers.services import save_service_item
+
+    bureau = make_user("catalogue-bureau", "bureau")
+    cleaning = ServiceItem.objects.get(code="cleaning")
+    values = {"name": cleaning.name, "category": cleaning.category, "quantity_step": "0.5"}
+    save_service_item(by=bureau, service_item=cleaning, unit="hour", **values)  # the same unit: fine
+    assert scan(world, "unit-0001").status_code == 201
+
+    with pytest.raises(ProviderError) as refused:
+        save_service_item(by=bureau, service_item=cleaning, unit="visit", **values)
+    assert (refused.value.code, refused.value.field) == ("invalid_input", "unit")
+    cleaning.refresh_from_db()
+    assert cleaning.unit == "hour"

@@ -39,7 +39,7 @@ def cards_url(community, month=MONTH) -> str:
 
 
 def decoded(pdf: bytes, tmp_path) -> list:
-    """Every QR code on every page, as zxing reads it off a 150 dpi rendering."""
+    """Every QR code on every page, as zxing reads it off a 150 dpi rendering (QR codes only)."""
     import zxingcpp
     from PIL import Image
 
@@ -47,7 +47,8 @@ def decoded(pdf: bytes, tmp_path) -> list:
     subprocess.run(["pdftoppm", "-r", "150", "-png", tmp_path / "cards.pdf", tmp_path / "page"], check=True)
     results = []
     for page in sorted(tmp_path.glob("page*.png")):
-        results += zxingcpp.read_barcodes(Image.open(page))
+        # QR codes only: a 1D reader may take a run of type for a barcode and "read" digits
+        results += zxingcpp.read_barcodes(Image.open(page), formats=zxingcpp.BarcodeFormat.QRCode)
     return results
 
 
