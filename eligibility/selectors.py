@@ -493,3 +493,12 @@ def open_override(*, senior: Senior) -> "TierOverride | None":
     return (
         TierOverride.objects.filter(senior=senior, ended_at__isnull=True).select_related("created_by").first()
     )
+
+
+def may_set_community_contact(user, community: Region) -> bool:
+    """The registry's writers (a community worker, the bureau) keep the contact of the
+    communities they work in; an officer reads it."""
+    return (
+        user.has_perm("eligibility.change_senior")
+        and communities_visible_to(user).filter(pk=community.pk).exists()
+    )

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from eligibility import views
+from eligibility import contact_views, views
 
 urlpatterns = [
     path("", views.registry_list, name="registry-list"),
@@ -13,6 +13,8 @@ urlpatterns = [
     path("<int:senior_id>/status/", views.senior_status, name="registry-status"),
     path("<int:senior_id>/tier-override/", views.override_set, name="registry-override-set"),
     path("<int:senior_id>/tier-override/end/", views.override_end, name="registry-override-end"),
+    path("contacts/", contact_views.contact_list, name="registry-contacts"),
+    path("contacts/<int:community_id>/", contact_views.contact_edit, name="registry-contact-edit"),
     path("import/", views.import_upload, name="registry-import"),
     path("import/template/", views.import_template, name="registry-import-template"),
     path("import/<int:job_id>/", views.import_job, name="registry-import-job"),

@@ -111,6 +111,7 @@ def url_for(route: str, params: list[str], city, whose: str) -> str:
     job = city["jobs"].get(whose, city["jobs"]["other"])
     values = {
         "senior_id": senior.pk,
+        "community_id": senior.community_id,  # its contact page (/registry/contacts/<id>/)
         "job_id": job.pk,
         "token": voucher_token(Voucher.objects.filter(senior=senior).first()),
         "voucher_id": Voucher.objects.filter(senior=senior).first().pk,
@@ -145,6 +146,7 @@ def _fill(url: str, name: str, value: str) -> str:
 # Pages in scope that answer other than 200: the officer reads but never changes; an action
 # redirects to its result (a job without problems has no marked-up copy: back to its page).
 READ_ONLY_REFUSED = {
+    "registry-contact-edit",
     "registry-edit",
     "registry-status",
     "registry-override-set",
@@ -166,7 +168,7 @@ def expected_when_allowed(name: str, role: str) -> int:
 
 
 def scoped(params) -> bool:
-    return bool({"senior_id", "job_id", "user_id", "voucher_id"} & set(params))
+    return bool({"senior_id", "job_id", "user_id", "voucher_id", "community_id"} & set(params))
 
 
 def test_every_url_is_walked_and_none_is_forgotten(city):
