@@ -11,7 +11,7 @@ The rule (DESIGN.md §4.2–4.3):
 """
 
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 FEN = Decimal("0.01")
 
@@ -25,6 +25,18 @@ class PriceSplit:
     amount: Decimal
     government_share: Decimal
     senior_share: Decimal
+
+
+def parse_hundredths(value, *, maximum: Decimal) -> Decimal | None:
+    """`value` (a number or its text) as a Decimal if it is finite, above 0, at most `maximum` and
+    in hundredths (a quantity, a billing increment); None for anything else."""
+    try:
+        number = Decimal(str(value))
+    except (InvalidOperation, ValueError, TypeError):
+        return None
+    if not number.is_finite() or number <= 0 or number > maximum or number != number.quantize(FEN):
+        return None
+    return number
 
 
 def to_fen(value: Decimal) -> Decimal:

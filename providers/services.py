@@ -16,6 +16,7 @@ from stdnum.cn import uscc
 from stdnum.exceptions import InvalidChecksum, InvalidFormat, InvalidLength
 from stdnum.exceptions import ValidationError as StdnumValidationError
 
+from billing import pricing
 from config.roles import OFFICER, PROVIDER_ROLES, REGION_ROLES, ROLE_NAMES, STAFF, WORKER, roles_of
 from eligibility.errors import EligibilityError
 from eligibility.normalise import normalise_phone, normalise_text
@@ -663,17 +664,8 @@ def save_service_item(
         service_item = ServiceItem(code=code)
     else:
         service_item = ServiceItem.objects.select_for_update().get(pk=service_item.pk)
-    try:
-        step = Decimal(str(quantity_step))
-    except (InvalidOperation, ValueError):
-        step = None
-    if (
-        step is None
-        or not step.is_finite()
-        or step <= 0
-        or step > MAX_STEP
-        or step != step.quantize(Decimal("0.01"))
-    ):
+    step = pricing.parse_hundredths(quantity_step, maximum=MAX_STEP)
+    if step is None:
         raise ProviderError(
             "invalid_input",
             _("The billing increment is a number above 0 and at most 99.99, in hundredths (e.g. 1 or 0.5)."),

@@ -11,7 +11,7 @@ import ipaddress
 import logging
 import re
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from django.core.cache import cache
 from django.db import IntegrityError, connection, transaction
@@ -225,17 +225,8 @@ class RedeemResult:
 
 
 def _parse_quantity(quantity) -> Decimal:
-    try:
-        value = Decimal(str(quantity))
-    except (InvalidOperation, ValueError, TypeError):
-        value = None
-    if (
-        value is None
-        or not value.is_finite()
-        or value <= 0
-        or value > MAX_QUANTITY
-        or value != value.quantize(Decimal("0.01"))
-    ):
+    value = pricing.parse_hundredths(quantity, maximum=MAX_QUANTITY)
+    if value is None:
         raise VoucherError(
             "invalid_input",
             _("The quantity must be a number greater than 0 and at most 99.99, in steps of 0.01."),

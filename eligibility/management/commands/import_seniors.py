@@ -1,9 +1,9 @@
 from pathlib import Path
 
-from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.translation import gettext as _
 
+from config.commands import user_named
 from eligibility.importer import run_import, write_template
 
 
@@ -59,11 +59,7 @@ class Command(BaseCommand):
                 _("Cannot read %(path)s: %(reason)s") % {"path": path, "reason": error.strerror}
             ) from None
         errors_path = _writable(errors_out, "--errors-out") if errors_out else None
-        user = None
-        if by:
-            user = get_user_model().objects.filter(username=by).first()
-            if user is None:
-                raise CommandError(_("There is no user %(username)s.") % {"username": by})
+        user = user_named(by, missing=_("There is no user %(username)s."))
 
         report = run_import(data=data, user=user, dry_run=dry_run)
 
