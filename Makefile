@@ -10,7 +10,7 @@ RUNTIME_STAMP := $(VENV)/.installed-runtime
 DEV_STAMP := $(VENV)/.installed-dev
 
 .DEFAULT_GOAL := help
-.PHONY: help venv dev run demo lint format test messages worker beat bench bench-import bench-evaluate bench-issue clean distclean
+.PHONY: help venv dev run demo lint format test messages vendor worker beat bench bench-import bench-evaluate bench-issue bench-http clean distclean
 
 help:
 	@echo "make run       create .venv, migrate SQLite, load the demo, serve http://127.0.0.1:8000"
@@ -19,12 +19,14 @@ help:
 	@echo "make lint      ruff check + ruff format --check"
 	@echo "make format    ruff format + ruff check --fix"
 	@echo "make messages  update and compile the zh_Hans and en translations"
+	@echo "make vendor    reinstall the browser libraries from package-lock.json (npm) into static/vendor/"
 	@echo "make worker    a Celery worker (needs REDIS_URL)"
 	@echo "make beat      the Celery beat scheduler (needs REDIS_URL)"
 	@echo "make bench     the redemption benchmark (needs a PostgreSQL DATABASE_URL)"
 	@echo "make bench-import  the registry import benchmark, 100,000 rows (needs a PostgreSQL DATABASE_URL)"
 	@echo "make bench-evaluate  the eligibility benchmark, 2,000,000 seniors, about 5 min (needs a PostgreSQL DATABASE_URL)"
 	@echo "make bench-issue  the issuance and card-printing benchmark, 2,000,000 seniors, about 6 min (needs a PostgreSQL DATABASE_URL)"
+	@echo "make bench-http  scanning over HTTP on gunicorn against a bare WSGI app, about 5 min (PostgreSQL DATABASE_URL, Redis)"
 	@echo "make clean     remove caches and collected static files; distclean also .venv and db.sqlite3"
 
 $(PY):
@@ -69,6 +71,19 @@ messages: dev
 	DEBUG=1 $(MANAGE) makemessages -l zh_Hans -l en --ignore=.venv --ignore=staticfiles
 	DEBUG=1 $(MANAGE) compilemessages --ignore=.venv
 
+# The scanner's browser libraries, served by the app itself (government intranets have no internet):
+# installed exactly as package-lock.json says, then only the files it serves and their licences are
+# copied to static/vendor/, which is committed. node_modules/ is not.
+VENDOR := static/vendor
+vendor:
+	npm ci --ignore-scripts --no-audit --no-fund
+	rm -rf $(VENDOR)/barcode-detector $(VENDOR)/zxing-wasm $(VENDOR)/noble-ed25519
+	mkdir -p $(VENDOR)/barcode-detector $(VENDOR)/zxing-wasm $(VENDOR)/noble-ed25519
+	cp node_modules/barcode-detector/dist/es/ponyfill.js node_modules/barcode-detector/dist/es/zxing-exported.js \
+		node_modules/barcode-detector/LICENSE $(VENDOR)/barcode-detector/
+	cp node_modules/zxing-wasm/dist/reader/zxing_reader.wasm node_modules/zxing-wasm/LICENSE $(VENDOR)/zxing-wasm/
+	cp node_modules/@noble/ed25519/index.js node_modules/@noble/ed25519/LICENSE $(VENDOR)/noble-ed25519/
+
 # Production shape: set SECRET_KEY, DATABASE_URL and REDIS_URL in the environment first.
 worker: venv
 	$(VENV)/bin/celery -A config worker -l info
@@ -87,6 +102,9 @@ bench-evaluate: venv
 
 bench-issue: venv
 	$(PY) bench/issue.py --seniors 2000000 --repeats 3
+
+bench-http: venv
+	$(PY) bench/redeem_http.py
 
 clean:
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -exec rm -rf {} +

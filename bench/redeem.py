@@ -28,6 +28,9 @@ from bench.postgres import connect, database_url, recreate_database, server_conf
 FACE_VALUE = Decimal("1000000.00")  # large enough that no run ever hits the balance shortfall
 UNIT_PRICE = Decimal("40.00")
 QUANTITY = Decimal("1")
+# The contract's one item, paid per visit: redeem() refuses per-hour items (those are checked in
+# and out), and a subsidized senior pays no share, so nothing asks for a confirmation.
+BATHING = {"code": "bathing", "name": "助浴", "name_en": "Bathing", "unit": "visit", "category": "care"}
 
 
 def parse_args():
@@ -55,9 +58,10 @@ def make_id_card_number(index: int) -> str:
     return body + ric.calc_check_digit(body + "0")
 
 
-def build_fixtures(*, vouchers: int):
-    """Default policy, one community, one contracted provider and staff member, and `vouchers`
-    subsidized seniors each holding this month's voucher with a large balance."""
+def build_fixtures(*, vouchers: int, staff_members: int = 1):
+    """Default policy, one community, one provider contracted for BATHING, `staff_members` staff
+    members, and `vouchers` subsidized seniors each holding this month's voucher with a large
+    balance. "staff" is the first staff member, "staff_members" all of them."""
     from django.contrib.auth import get_user_model
     from django.utils import timezone
     from djmoney.money import Money
@@ -85,20 +89,27 @@ def build_fixtures(*, vouchers: int):
     provider = Provider.objects.create(
         code="bench", name="基准家政", credit_code=credit_body + uscc.calc_check_digit(credit_body)
     )
-    cleaning = ServiceItem.objects.create(
-        code="cleaning", name="助洁", name_en="Cleaning", unit="hour", category="care"
-    )
+    item = ServiceItem.objects.create(**BATHING)
     contract = Contract.objects.create(
         provider=provider, number="BENCH-1", starts_on=dt.date(2020, 1, 1), ends_on=dt.date(2099, 12, 31)
     )
     contract.service_area.set([subdistrict])
     contract_item = ContractItem.objects.create(
-        contract=contract, service_item=cleaning, unit_price=Money(UNIT_PRICE, "CNY")
+        contract=contract, service_item=item, unit_price=Money(UNIT_PRICE, "CNY")
     )
-    user = get_user_model().objects.create_user(username="bench-staff", password=None)
-    staff = StaffMember.objects.create(
-        user=user, provider=provider, employee_number="B0001", display_name="基准师傅"
-    )
+    staff_ids = []
+    for i in range(staff_members):
+        # The first keeps the name it always had; the others are numbered.
+        suffix = "" if i == 0 else f"-{i + 1}"
+        user = get_user_model().objects.create_user(username=f"bench-staff{suffix}", password=None)
+        staff_ids.append(
+            StaffMember.objects.create(
+                user=user,
+                provider=provider,
+                employee_number=f"B{i + 1:04d}",
+                display_name=f"基准师傅{suffix}",
+            ).pk
+        )
 
     seniors = Senior.objects.bulk_create(
         Senior(
@@ -134,9 +145,10 @@ def build_fixtures(*, vouchers: int):
         )
         for senior, determination in zip(seniors, determinations, strict=True)
     )
-    staff = StaffMember.objects.select_related("provider", "user").get(pk=staff.pk)
+    staff = StaffMember.objects.select_related("provider", "user").in_bulk(staff_ids)
     return {
-        "staff": staff,
+        "staff": staff[staff_ids[0]],
+        "staff_members": [staff[pk] for pk in staff_ids],
         "contract_item": contract_item,
         "vouchers": [(v.pk, voucher_token(v)) for v in voucher_rows],
         "month": month,
@@ -152,7 +164,7 @@ def run_service(fixtures: dict, *, n: int, label: str) -> float:
     for i in range(n):
         redeem(
             token=vouchers[i % len(vouchers)][1],
-            service_item_code="cleaning",
+            service_item_code=BATHING["code"],
             quantity=QUANTITY,
             idempotency_key=f"svc-{label}-{i:07d}",
             staff=staff,
@@ -160,14 +172,15 @@ def run_service(fixtures: dict, *, n: int, label: str) -> float:
     return n / (time.perf_counter() - started)
 
 
+# Also the bare app of bench/redeem_http.py (bench/bare_wsgi.py), which passes a device.
 INSERT_REDEMPTION = """
     INSERT INTO vouchers_redemption (
         voucher_id, provider_id, contract_item_id, service_item_id, staff_id, device_id,
         quantity, unit_price, unit_price_currency, amount, amount_currency,
         government_share, government_share_currency, senior_share, senior_share_currency,
-        tier_code, government_share_rate, service_month, served_at, recorded_at, idempotency_key
-    ) VALUES (%s, %s, %s, %s, %s, NULL, %s, %s, 'CNY', %s, 'CNY', %s, 'CNY', %s, 'CNY',
-              %s, %s, %s, %s, %s, %s)
+        tier_code, government_share_rate, service_month, served_at, recorded_at, offline, idempotency_key
+    ) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 'CNY', %s, 'CNY', %s, 'CNY', %s, 'CNY',
+              %s, %s, %s, %s, %s, FALSE, %s)
     RETURNING id
 """
 
@@ -204,6 +217,7 @@ def run_bare(conn, fixtures: dict, *, n: int, label: str) -> float:
                     item.pk,
                     item.service_item_id,
                     staff.pk,
+                    None,  # no device: the service is called without one too
                     QUANTITY,
                     UNIT_PRICE,
                     split.amount,
@@ -239,7 +253,7 @@ def queries_per_redemption(fixtures: dict, *, samples: int) -> tuple[float, list
         with CaptureQueriesContext(connection) as captured:
             redeem(
                 token=vouchers[i % len(vouchers)][1],
-                service_item_code="cleaning",
+                service_item_code=BATHING["code"],
                 quantity=QUANTITY,
                 idempotency_key=f"count-{i:07d}",
                 staff=staff,

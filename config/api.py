@@ -10,6 +10,7 @@ import math
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, JsonResponse
 from django.utils.translation import gettext as _
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
@@ -52,10 +53,13 @@ def _flatten_validation(detail) -> tuple[str, dict]:
 def exception_handler(exc, context):
     if isinstance(exc, DomainError):
         set_rollback()
-        return Response(
-            error_body(exc.code, exc.detail),
+        response = Response(
+            error_body(exc.code, exc.detail, **exc.extra),
             status=STATUS_BY_CODE.get(exc.code, DEFAULT_DOMAIN_STATUS),
         )
+        if exc.code == "rate_limited" and "retry_after" in exc.extra:
+            response["Retry-After"] = str(exc.extra["retry_after"])
+        return response
     if isinstance(exc, Http404 | exceptions.NotFound):
         return Response(error_body("not_found", _("Not found.")), status=404)
     if isinstance(exc, PermissionDenied | exceptions.PermissionDenied):
@@ -83,19 +87,54 @@ def exception_handler(exc, context):
     if isinstance(exc, exceptions.ValidationError):
         detail, extra = _flatten_validation(exc.detail)
         return Response(error_body("invalid_input", detail, **extra), status=400)
-    if isinstance(exc, exceptions.ParseError | exceptions.UnsupportedMediaType):
-        return Response(error_body("invalid_input", _("The request body is not valid JSON.")), status=400)
+    if isinstance(exc, exceptions.UnsupportedMediaType):
+        return Response(
+            error_body("invalid_input", _("Send the request body as JSON (Content-Type: application/json).")),
+            status=415,
+        )
+    if isinstance(exc, exceptions.ParseError):
+        # Our parser's own messages (too large, too deep, not JSON); never the parser's internals.
+        detail = str(exc.detail) if exc.detail != exceptions.ParseError.default_detail else ""
+        return Response(
+            error_body("invalid_input", detail or _("The request body is not valid JSON.")), status=400
+        )
     if isinstance(exc, exceptions.APIException):
         return Response(error_body(exc.default_code, str(exc.detail)), status=exc.status_code)
     return None
 
 
+RECORDED = "homecare_recorded"
+
+
+def mark_recorded(request) -> None:
+    """Say that this request's write has committed: a failure from here on answers "recorded"."""
+    setattr(getattr(request, "_request", request), RECORDED, True)
+
+
+@csrf_exempt
 def json_not_found(request, exception=None):
+    """Unknown API paths, for every method: JSON 404 (never CSRF's HTML page for a POST)."""
     return JsonResponse(error_body("not_found", _("Not found.")), status=404)
 
 
 def json_server_error(request):
+    """A failure nobody foresaw. It never claims nothing was written unless that is certain: after
+    a commit (`mark_recorded`) it says the service was recorded, and otherwise how to find out."""
+    if getattr(request, RECORDED, False):
+        detail = _(
+            "Your request was recorded, but answering it failed on our side. Do not scan again: "
+            "the recent list shows the record."
+        )
+        return JsonResponse(error_body("server_error_recorded", detail, recorded=True), status=500)
+    detail = _(
+        "Something went wrong on our side. Whether it was recorded is not known: send it again with "
+        "the same idempotency key (never recorded twice), or check the recent list."
+    )
+    return JsonResponse(error_body("server_error", detail, recorded=None), status=500)
+
+
+def json_csrf_failure(request, reason=""):
     return JsonResponse(
-        error_body("server_error", _("Something went wrong on our side; nothing was changed.")),
-        status=500,
+        error_body("not_permitted", _("The request was refused: its CSRF token is missing or wrong.")),
+        status=403,
     )

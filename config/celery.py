@@ -23,4 +23,9 @@ app.conf.beat_schedule = {
         "task": "vouchers.tasks.issue_vouchers_for_current_month",
         "schedule": crontab(minute=30, hour=0, day_of_month="1"),
     },
+    # A check-in never checked out closes as an exception for review once its maximum is past.
+    "close-overdue-visits": {
+        "task": "vouchers.tasks.close_overdue_visits",
+        "schedule": crontab(minute="*/10"),
+    },
 }

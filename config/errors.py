@@ -11,8 +11,19 @@ from django.utils.functional import Promise
 class DomainError(Exception):
     code: str = "invalid_input"
 
-    def __init__(self, code: str, message: str | Promise, /, *, field: str | None = None, **params):
+    def __init__(
+        self,
+        code: str,
+        message: str | Promise,
+        /,
+        *,
+        field: str | None = None,
+        extra: dict | None = None,
+        **params,
+    ):
         self.code = code
+        # More for an API client to act on, sent beside code and detail (e.g. the quote to confirm).
+        self.extra = extra or {}
         self.message = message
         self.params = params
         # The input field the refusal is about, where there is one: forms show it there.

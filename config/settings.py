@@ -24,6 +24,7 @@ if not SECRET_KEY:
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+CSRF_FAILURE_VIEW = "config.views.csrf_failure"  # JSON under /api/, the friendly page elsewhere
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -47,6 +48,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "config.middleware.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -89,6 +91,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# The scanner's hot statements are prepared once per database connection (config.orm). Behind a
+# connection pooler in transaction mode (PgBouncer) set 0.
+DATABASE_PREPARED_STATEMENTS = env.bool("DATABASE_PREPARED_STATEMENTS", default=True)
 
 REDIS_URL = env("REDIS_URL", default="")
 if REDIS_URL:
@@ -151,7 +156,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["config.parsers.BoundedJSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "config.api.exception_handler",
     # Behind the TLS proxy set NUM_PROXIES=1, so throttles key on the client's address and a
@@ -161,8 +166,19 @@ REST_FRAMEWORK = {
         "auth_token": env("THROTTLE_AUTH_TOKEN", default="10/min"),
         "auth_username": env("THROTTLE_AUTH_USERNAME", default="10/min"),
         "scan": env("THROTTLE_SCAN", default="120/min"),
+        # A phone's queue of services scanned offline, sent when it is back online: its own,
+        # larger budget, so a flush is never refused (each still needs a genuine card).
+        "scan_replay": env("THROTTLE_SCAN_REPLAY", default="1200/hour"),
+        "void": env("THROTTLE_VOID", default="30/min"),
     },
 }
+# Services scanned offline are accepted this long after their time (never once the month is
+# settled), and a phone's clock may run this far ahead of the server's.
+SCAN_OFFLINE_GRACE_HOURS = env.int("SCAN_OFFLINE_GRACE_HOURS", default=72)
+SCAN_CLOCK_SKEW_SECONDS = env.int("SCAN_CLOCK_SKEW_SECONDS", default=300)
+# Request bodies of the API: larger or more deeply nested JSON is refused before it is parsed.
+API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=64 * 1024)
+API_MAX_JSON_DEPTH = env.int("API_MAX_JSON_DEPTH", default=6)
 SPECTACULAR_SETTINGS = {
     "TITLE": "居家养老服务券 API / Home-care voucher API",
     "DESCRIPTION": "Scanner and integration API. Errors are JSON {code, detail}.",

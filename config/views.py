@@ -107,12 +107,17 @@ def _links_by_role() -> dict[str, list[Link]]:
         Link(_("Devices"), _url("team-my-devices"), _("Signed-in phones; revoke a lost one at once.")),
         Link(_("Redemptions"), _url("team-my-redemptions"), _("This month's services and totals.")),
     ]
+    scanner = Link(
+        _("Scan vouchers"),
+        _url("scan"),
+        _("At the senior's door: scan the card, record the service, check in and out. Works offline."),
+    )
     return {
         BUREAU: [seniors, policies, providers, accounts, api_docs, settlement],
         OFFICER: [seniors],
         WORKER: [seniors],
-        PROVIDER: [provider_page, *team, api_docs],
-        STAFF: [api_docs],
+        PROVIDER: [provider_page, *team, scanner, api_docs],
+        STAFF: [scanner, api_docs],
         FINANCE: [settlement, providers],
     }
 
@@ -162,6 +167,13 @@ def not_found(request, exception=None):
     if request.path.startswith("/api/"):
         return api.json_not_found(request, exception)
     return render(request, "404.html", status=404)
+
+
+def csrf_failure(request, reason=""):
+    if request.path.startswith("/api/"):
+        return api.json_csrf_failure(request, reason)
+    # With the request, so the page's own forms (the language switch) carry a token and `next`.
+    return render(request, "403_csrf.html", status=403)
 
 
 def server_error(request):

@@ -38,7 +38,7 @@ from eligibility.services import (
 )
 from providers.models import Contract, ContractItem, Provider, ServiceItem, StaffMember
 from vouchers.models import Redemption, RedemptionVoid, Voucher
-from vouchers.services import issue_vouchers, redeem, void_redemption
+from vouchers.services import check_in, check_out, issue_vouchers, redeem, void_redemption
 from vouchers.tokens import voucher_token
 
 PASSWORD = "demo-pass-2025"  # noqa: S105 - the published demo password (DESIGN.md §5)
@@ -697,6 +697,36 @@ def plan_redemptions(
     return sorted(plans, key=lambda plan: plan.served_at)
 
 
+def _record(plan: PlannedRedemption, *, until: dt.datetime) -> Redemption:
+    """One planned service, recorded as a scanner would: an hourly one by check-in at its start
+    and check-out a few minutes past its hours (rounded back to them), a per-visit one at once."""
+    token = voucher_token(plan.voucher)
+    unit = next(u for c, _n, _e, u, _cat in CATALOGUE if c == plan.item_code)
+    length = dt.timedelta(hours=float(plan.quantity), minutes=random.Random(plan.key).randrange(0, 12))
+    # A visit still going on now (`until`) has lasted until now; one too short to bill yet
+    # (just begun, in the demo's first minutes of a month) is recorded with its hours.
+    end = min(plan.served_at + length, until - dt.timedelta(seconds=1))
+    if unit != Unit.HOUR or end - plan.served_at < dt.timedelta(minutes=15):
+        return redeem(
+            token=token,
+            service_item_code=plan.item_code,
+            quantity=plan.quantity,
+            idempotency_key=plan.key,
+            staff=plan.staff,
+            now=plan.served_at,
+        ).redemption
+    visit = check_in(
+        token=token,
+        service_item_code=plan.item_code,
+        idempotency_key=f"{plan.key}-in",
+        staff=plan.staff,
+        now=plan.served_at,
+    ).visit
+    return check_out(
+        visit_id=visit.pk, token=token, idempotency_key=plan.key, staff=plan.staff, now=end
+    ).redemption
+
+
 def record_redemptions(
     *, plans: list[PlannedRedemption], void_every: int, until: dt.datetime
 ) -> tuple[int, int]:
@@ -712,14 +742,7 @@ def record_redemptions(
     for plan in plans:
         if (plan.setup.provider.pk, plan.key) in done:
             continue
-        redemption = redeem(
-            token=voucher_token(plan.voucher),
-            service_item_code=plan.item_code,
-            quantity=plan.quantity,
-            idempotency_key=plan.key,
-            staff=plan.staff,
-            now=plan.served_at,
-        ).redemption
+        redemption = _record(plan, until=until)
         recorded += 1
         if int(plan.key.rsplit("-", 1)[1]) % void_every == 0:
             void_redemption(

@@ -6,9 +6,9 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle, SimpleRateThrottle
 from rest_framework.views import APIView
 
+from config.throttling import ExactRateThrottle, ExactScopedRateThrottle
 from providers.services import sign_in_device
 
 
@@ -30,7 +30,7 @@ class TokenResponseSerializer(serializers.Serializer):
     provider_code = serializers.CharField()
 
 
-class UsernameRateThrottle(SimpleRateThrottle):
+class UsernameRateThrottle(ExactRateThrottle):
     """Limits sign-in attempts per username, whatever address they come from."""
 
     scope = "auth_username"
@@ -50,7 +50,7 @@ class UsernameRateThrottle(SimpleRateThrottle):
 class AuthTokenView(APIView):
     authentication_classes = []
     permission_classes = [AllowAny]
-    throttle_classes = [ScopedRateThrottle, UsernameRateThrottle]
+    throttle_classes = [ExactScopedRateThrottle, UsernameRateThrottle]
     throttle_scope = "auth_token"
 
     @extend_schema(

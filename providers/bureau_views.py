@@ -122,9 +122,26 @@ def _contract_shown(contract: Contract, today) -> dict:
                 "name": name_in_language(item.service_item),
                 "unit": item.service_item.get_unit_display(),
                 "unit_price": item.unit_price,
+                "visits": _visit_limits_text(item),
             }
             for item in contract.items.all()
         ],
+    }
+
+
+def _visit_limits_text(item: ContractItem) -> str:
+    """How a per-hour item's visits are counted ("按30分钟取整，最长4小时"); "" for other units."""
+    if item.service_item.unit != ServiceItem.Unit.HOUR:
+        return ""
+    hours, minutes = divmod(item.visit_max_minutes, 60)
+    longest = (
+        _("%(hours)s h") % {"hours": hours}
+        if not minutes
+        else _("%(minutes)s min") % {"minutes": item.visit_max_minutes}
+    )
+    return _("Rounded to %(increment)s min, at most %(longest)s") % {
+        "increment": item.visit_increment_minutes,
+        "longest": longest,
     }
 
 
@@ -254,7 +271,15 @@ def _contract_form_page(request, provider: Provider, contract: Contract | None):
                 "service_area": list(contract.service_area.values_list("pk", flat=True)),
             }
         form = ContractForm(initial=initial)
-        rows = [{"service_item": i.service_item, "unit_price": i.unit_price.amount} for i in existing]
+        rows = [
+            {
+                "service_item": i.service_item,
+                "unit_price": i.unit_price.amount,
+                "visit_increment_minutes": i.visit_increment_minutes,
+                "visit_max_minutes": i.visit_max_minutes,
+            }
+            for i in existing
+        ]
         formset = ContractItemFormSet(prefix="items", initial=rows + [{}] * BLANK_ITEM_ROWS)
         status = 200
     context = {

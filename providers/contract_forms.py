@@ -10,7 +10,13 @@ from config.errors import DomainError
 from eligibility.models import Region
 from eligibility.normalise import normalise_phone
 from providers.models import Contract, ServiceItem
-from providers.services import normalise_credit_code
+from providers.services import (
+    DEFAULT_VISIT_INCREMENT,
+    DEFAULT_VISIT_MAX,
+    ContractItemTerms,
+    check_visit_limits,
+    normalise_credit_code,
+)
 
 # The contract's statuses as its page says them ("Active" alone reads as a senior's status).
 CONTRACT_STATUS_NAMES = {
@@ -100,12 +106,33 @@ class ContractForm(ServiceErrors, forms.Form):
     )
 
 
+class ServiceItemSelect(forms.Select):
+    """Each option carries its item's unit (`data-unit`), so that the page's CSS shows a row's
+    check-in and check-out fields only while an item priced per hour is chosen, without script."""
+
+    def create_option(self, name, value, label, selected, index, subindex=None, attrs=None):
+        option = super().create_option(name, value, label, selected, index, subindex, attrs)
+        instance = getattr(value, "instance", None)
+        if instance is not None:
+            option["attrs"]["data-unit"] = instance.unit
+        return option
+
+
+VISIT_FIELDS = ("visit_increment_minutes", "visit_max_minutes")
+
+
+def _minutes_input():
+    # No min, max or step in the HTML: a hidden row's input must never block the form's sending.
+    return forms.NumberInput(attrs={"inputmode": "numeric"})
+
+
 class ContractItemForm(forms.Form):
     service_item = forms.ModelChoiceField(
         label=_("Service item"),
         queryset=ServiceItem.objects.order_by("category", "code"),
         required=False,
         empty_label=_("(none)"),
+        widget=ServiceItemSelect,
     )
     unit_price = forms.DecimalField(
         label=_("Unit price (yuan)"),
@@ -114,6 +141,22 @@ class ContractItemForm(forms.Form):
         min_value=Decimal("0.01"),
         required=False,
         widget=forms.NumberInput(attrs={"step": "0.01", "min": "0.01", "inputmode": "decimal"}),
+    )
+    # Only for items priced per hour (checked in and out); other rows keep what they have.
+    # Text parsed in clean(): a row of another item is not refused for what it does not use.
+    visit_increment_minutes = forms.CharField(
+        label=_("Rounded to (minutes)"),
+        max_length=6,
+        required=False,
+        initial=DEFAULT_VISIT_INCREMENT,
+        widget=_minutes_input(),
+    )
+    visit_max_minutes = forms.CharField(
+        label=_("Longest visit (minutes)"),
+        max_length=6,
+        required=False,
+        initial=DEFAULT_VISIT_MAX,
+        widget=_minutes_input(),
     )
 
     def __init__(self, *args, **kwargs):
@@ -129,14 +172,46 @@ class ContractItemForm(forms.Form):
             self.add_error("unit_price", _("Give the unit price."))
         if item is None and price is not None:
             self.add_error("service_item", _("Choose the service item."))
+        limits = self._visit_limits(item) if item is not None and item.unit == ServiceItem.Unit.HOUR else {}
+        for field in VISIT_FIELDS:
+            cleaned[field] = limits.get(field)
         return cleaned
+
+    def _visit_limits(self, item: ServiceItem) -> dict[str, int | None]:
+        """The row's rounding and longest visit, each checked on its field. A field the request
+        did not send at all is None (the item keeps its value); one sent empty is an error."""
+        limits: dict[str, int | None] = {}
+        for field in VISIT_FIELDS:
+            raw = (self.cleaned_data.get(field) or "").strip()
+            if not raw and self.add_prefix(field) not in self.data:
+                limits[field] = None
+            elif raw.isdecimal() and len(raw) <= 4:
+                limits[field] = int(raw)
+            else:
+                self.add_error(field, _("Give a whole number of minutes."))
+                return {}
+        try:
+            check_visit_limits(
+                service_item=item,
+                increment_minutes=limits["visit_increment_minutes"],
+                max_minutes=limits["visit_max_minutes"],
+            )
+        except DomainError as error:
+            self.add_error(error.field, error.detail)
+            return {}
+        return limits
 
 
 class BaseContractItemFormSet(forms.BaseFormSet):
-    def items(self) -> list[tuple[ServiceItem, Decimal]]:
-        """(service item, unit price) of every filled row; blank rows are left out."""
+    def items(self) -> list[ContractItemTerms]:
+        """The terms of every filled row, for `save_contract`; blank rows are left out."""
         return [
-            (form.cleaned_data["service_item"], form.cleaned_data["unit_price"])
+            ContractItemTerms(
+                service_item=form.cleaned_data["service_item"],
+                unit_price=form.cleaned_data["unit_price"],
+                visit_increment_minutes=form.cleaned_data["visit_increment_minutes"],
+                visit_max_minutes=form.cleaned_data["visit_max_minutes"],
+            )
             for form in self.forms
             if not self._should_delete_form(form) and form.cleaned_data.get("service_item") is not None
         ]

@@ -6,6 +6,8 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
+from django.db.models.functions import Mod
+from django.db.models.lookups import Exact
 from django.utils.translation import gettext_lazy as _
 from djmoney.models.fields import MoneyField
 
@@ -144,6 +146,19 @@ class ContractItem(models.Model):
     contract = models.ForeignKey(Contract, on_delete=models.CASCADE, related_name="items")
     service_item = models.ForeignKey(ServiceItem, on_delete=models.PROTECT, related_name="contract_items")
     unit_price = MoneyField(_("unit price"), max_digits=10, decimal_places=2, default_currency="CNY")
+    # Items priced per hour are recorded by check-in and check-out (签到签退): the visit's length
+    # is rounded to the nearest increment (a multiple of 3 minutes, so hours stay in hundredths),
+    # and a visit longer than the maximum is an exception for review, not a charge.
+    visit_increment_minutes = models.PositiveSmallIntegerField(
+        _("visit rounded to (minutes)"),
+        default=30,
+        help_text=_("Per-hour items: a visit's length is rounded to the nearest multiple of this."),
+    )
+    visit_max_minutes = models.PositiveSmallIntegerField(
+        _("longest visit (minutes)"),
+        default=240,
+        help_text=_("Per-hour items: a visit not checked out within this is closed as an exception."),
+    )
 
     class Meta:
         ordering = ["contract", "service_item__code"]
@@ -152,6 +167,15 @@ class ContractItem(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["contract", "service_item"], name="contract_item_unique"),
             models.CheckConstraint(condition=Q(unit_price__gt=0), name="contract_item_price_positive"),
+            models.CheckConstraint(
+                condition=Q(visit_increment_minutes__gte=3, visit_increment_minutes__lte=240)
+                & Exact(Mod("visit_increment_minutes", 3), 0),
+                name="contract_item_visit_increment_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(visit_max_minutes__gte=F("visit_increment_minutes"), visit_max_minutes__lte=1440),
+                name="contract_item_visit_max_valid",
+            ),
         ]
 
     def __str__(self):

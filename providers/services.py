@@ -1,5 +1,6 @@
 """Writes of the providers app."""
 
+import math
 import secrets
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -484,6 +485,102 @@ def _date_text(day) -> str:
     return f"{day:%Y-%m-%d}"
 
 
+# The model's checks (migration 0003): whole multiples of 3 minutes keep hours in hundredths.
+VISIT_INCREMENT_MINUTES = range(3, 241, 3)
+LONGEST_VISIT_MINUTES = 1440
+DEFAULT_VISIT_INCREMENT = ContractItem._meta.get_field("visit_increment_minutes").default
+DEFAULT_VISIT_MAX = ContractItem._meta.get_field("visit_max_minutes").default
+
+
+@dataclass(frozen=True)
+class ContractItemTerms:
+    """One priced item as `save_contract` takes it. For an item priced per hour (checked in and
+    out), also how its visits are counted; None keeps the item's current value (a new item gets
+    the defaults, 30 minutes and 240). A plain (service item, unit price) pair means the same as
+    terms with both None."""
+
+    service_item: ServiceItem
+    unit_price: Decimal
+    visit_increment_minutes: int | None = None
+    visit_max_minutes: int | None = None
+
+
+def _item_terms(entry) -> ContractItemTerms:
+    if isinstance(entry, ContractItemTerms):
+        return entry
+    service_item, unit_price = entry
+    return ContractItemTerms(service_item=service_item, unit_price=unit_price)
+
+
+def _whole_minutes(value) -> int | None:
+    """`value` as a whole number of minutes, or None when it is not one."""
+    if isinstance(value, bool):
+        return None
+    try:
+        number = Decimal(str(value).strip())
+    except (InvalidOperation, ValueError):
+        return None
+    return int(number) if number.is_finite() and number == number.to_integral_value() else None
+
+
+def _smallest_increment(step: Decimal) -> int:
+    """The shortest rounding, in minutes, that is a multiple of 3 and, in hours, of `step`."""
+    hundredths = int(step * 100)  # a step is in hundredths of an hour; 3 minutes are 5 of them
+    return 3 * hundredths // math.gcd(hundredths, 5)
+
+
+def check_visit_limits(*, service_item: ServiceItem, increment_minutes, max_minutes) -> None:
+    """How visits of `service_item` are counted at check-out: rounded to `increment_minutes` (a
+    multiple of 3, from 3 to 240, and for an item priced per hour a whole number of its billing
+    steps: an item billed by the half hour cannot round to 15 minutes) and closed as an exception
+    after `max_minutes` (at least the increment, at most 1440). Either may be None: it is not
+    checked. Pure apart from reading the item. Refuses `invalid_input` on the field concerned."""
+    increment = None
+    if increment_minutes is not None:
+        increment = _whole_minutes(increment_minutes)
+        if increment not in VISIT_INCREMENT_MINUTES:
+            raise ProviderError(
+                "invalid_input",
+                _("%(item)s: visits are rounded to a multiple of 3 minutes, from 3 to 240."),
+                field="visit_increment_minutes",
+                item=service_item.name,
+            )
+        step = service_item.quantity_step
+        if service_item.unit == ServiceItem.Unit.HOUR and step and (Decimal(increment) / 60) % step:
+            smallest = _smallest_increment(step)
+            if smallest > VISIT_INCREMENT_MINUTES[-1]:
+                message = _(
+                    "%(item)s is billed in steps of %(step)s hour, longer than any rounding allowed "
+                    "(240 minutes): change its billing increment in the service catalogue."
+                )
+            else:
+                message = _(
+                    "%(item)s is billed in steps of %(step)s hour: round its visits to a multiple of "
+                    "%(minutes)s minutes."
+                )
+            raise ProviderError(
+                "invalid_input",
+                message,
+                field="visit_increment_minutes",
+                item=service_item.name,
+                step=f"{step.normalize():f}",
+                minutes=smallest,
+            )
+    if max_minutes is not None:
+        longest = _whole_minutes(max_minutes)
+        if longest is None or longest > LONGEST_VISIT_MINUTES or longest < (increment or 3):
+            raise ProviderError(
+                "invalid_input",
+                _(
+                    "%(item)s: the longest visit is at least the rounding (%(increment)s minutes) "
+                    "and at most 1440 minutes (24 hours)."
+                ),
+                field="visit_max_minutes",
+                item=service_item.name,
+                increment=increment or 3,
+            )
+
+
 @transaction.atomic
 def save_contract(
     *,
@@ -499,12 +596,15 @@ def save_contract(
 ) -> Contract:
     """Create a contract of `provider` (`contract` None) or change one: its number, period,
     status, service area (`regions`; each covers its subtree, and a region inside another chosen
-    one is not stored twice) and priced items (`items`: (ServiceItem, unit price) pairs; an item
-    left out is removed, unless services were recorded under it).
+    one is not stored twice) and priced items (`items`: `ContractItemTerms`, or (ServiceItem,
+    unit price) pairs, which keep an item's visit rounding and longest visit; an item left out
+    is removed, unless services were recorded under it). A change of an item's price, rounding
+    or longest visit is logged as a change of the items; visits already checked in keep theirs.
 
     Locks the provider row, so two writers of one provider's contracts take turns. Refuses:
     `not_permitted`, `invalid_input` (no number, an end before the start, no region, no item, an
-    item twice, a price that is not above 0), `duplicate_contract_number`, `contract_overlap`
+    item twice, a price that is not above 0, a rounding or longest visit that `check_visit_limits`
+    refuses), `duplicate_contract_number`, `contract_overlap`
     (another active contract of the provider covers one of the items in the same region, or in
     one above or below it, in an overlapping period; the message names it), `item_in_use`. On
     PostgreSQL and SQLite the database refuses the same-region overlap too (migration 0002).
@@ -532,8 +632,9 @@ def save_contract(
     area = [r for r in chosen if not any(r.path.startswith(o.path) and r.pk != o.pk for o in chosen)]
     if not area:
         raise ProviderError("invalid_input", _("Choose at least one region."), field="service_area")
-    prices: dict[int, tuple[ServiceItem, Decimal]] = {}
-    for service_item, unit_price in items:
+    prices: dict[int, tuple[ContractItemTerms, Decimal]] = {}
+    for terms in map(_item_terms, items):
+        service_item, unit_price = terms.service_item, terms.unit_price
         if service_item.pk in prices:
             raise ProviderError(
                 "invalid_input",
@@ -552,7 +653,7 @@ def save_contract(
                 field="items",
                 item=service_item.name,
             )
-        prices[service_item.pk] = (service_item, price)
+        prices[service_item.pk] = (terms, price)
     if not prices:
         raise ProviderError(
             "invalid_input", _("Give at least one service item and its price."), field="items"
@@ -589,11 +690,30 @@ def save_contract(
     old_items = (
         {} if created else {i.service_item_id: i for i in contract.items.select_related("service_item")}
     )
+    # Each item's visit rounding and longest visit: as given, else as saved, else the defaults.
+    visit_limits: dict[int, dict[str, int]] = {}
+    for pk, (terms, _price) in prices.items():
+        old = old_items.get(pk)
+        limits = {
+            "visit_increment_minutes": terms.visit_increment_minutes
+            if terms.visit_increment_minutes is not None
+            else getattr(old, "visit_increment_minutes", DEFAULT_VISIT_INCREMENT),
+            "visit_max_minutes": terms.visit_max_minutes
+            if terms.visit_max_minutes is not None
+            else getattr(old, "visit_max_minutes", DEFAULT_VISIT_MAX),
+        }
+        check_visit_limits(
+            service_item=terms.service_item,
+            increment_minutes=limits["visit_increment_minutes"],
+            max_minutes=limits["visit_max_minutes"],
+        )
+        visit_limits[pk] = {field: _whole_minutes(value) for field, value in limits.items()}
     # Removals first, then the period, then additions: every state in between is a part of the
     # old contract or of the new one, so the database's overlap triggers never refuse a valid edit.
     removed = [item for pk, item in old_items.items() if pk not in prices]
     for item in removed:
-        if item.redemptions.exists():
+        # A visit checked in under it (even one still open) counts as a recorded service.
+        if item.redemptions.exists() or item.visits.exists():
             raise ProviderError(
                 "item_in_use",
                 _(
@@ -618,14 +738,22 @@ def save_contract(
         contract.service_area.add(*added_area)
     if added_area or (old_area - {r.pk for r in area}):
         changed.append("service_area")
-    for pk, (service_item, price) in prices.items():
+    for pk, (terms, price) in prices.items():
         item = old_items.get(pk)
         if item is None:
-            ContractItem.objects.create(contract=contract, service_item=service_item, unit_price=price)
+            ContractItem.objects.create(
+                contract=contract, service_item=terms.service_item, unit_price=price, **visit_limits[pk]
+            )
             changed.append("items")
-        elif item.unit_price.amount != price:
+            continue
+        item_changed = [field for field, value in visit_limits[pk].items() if getattr(item, field) != value]
+        for field in item_changed:
+            setattr(item, field, visit_limits[pk][field])
+        if item.unit_price.amount != price:
             item.unit_price = price
-            item.save(update_fields=["unit_price"])
+            item_changed.append("unit_price")
+        if item_changed:
+            item.save(update_fields=item_changed)
             changed.append("items")
     _log_change(by=by, obj=contract, created=created, changed=sorted(set(changed)))
     return contract
@@ -683,7 +811,11 @@ def save_service_item(
         raise ProviderError("invalid_input", _("The name is required."), field="name")
     if unit not in ServiceItem.Unit.values:
         raise ProviderError("invalid_input", _("Choose a unit."), field="unit")
-    if not created and unit != service_item.unit and service_item.redemptions.exists():
+    if (
+        not created
+        and unit != service_item.unit
+        and (service_item.redemptions.exists() or service_item.visits.exists())
+    ):
         # Past services were priced per the old unit: "2" would then read as something else.
         raise ProviderError(
             "invalid_input",

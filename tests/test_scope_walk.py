@@ -36,7 +36,7 @@ from vouchers.tokens import voucher_token
 # scanner's (device tokens, tests/vouchers/test_api.py), i18n and sign-in/out are not scoped.
 SKIPPED_PREFIXES = ("admin/", "api/", "i18n/", "login/", "logout/", "static/")
 # The senior's own page and its "this service did not happen": the signed code is the key (DESIGN.md §5)
-PUBLIC = {"senior-voucher", "senior-dispute"}
+PUBLIC = {"senior-voucher", "senior-dispute", "scan", "scan-service-worker"}  # the scanner signs in itself
 ROLES = ("bureau", "officer", "worker", "provider", "staff", "finance")
 # Whose seniors each registry role may see: the worker's community (mine), its sibling in the
 # same subdistrict, and a community of another district (other). Other roles see none.

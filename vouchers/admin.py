@@ -19,10 +19,11 @@ from vouchers.models import (
     Redemption,
     RedemptionVoid,
     ScanAttempt,
+    Visit,
     Voucher,
     VoucherReissue,
 )
-from vouchers.selectors import disputes_visible_to, redemptions_visible_to, visible_to
+from vouchers.selectors import disputes_visible_to, redemptions_visible_to, visible_to, visits_visible_to
 from vouchers.tokens import voucher_token
 
 MONTHS_LISTED = 24
@@ -39,6 +40,19 @@ SCAN_OUTCOMES = [
     "period_closed",
     "invalid_input",
     "rate_limited",
+    "replayed",
+    "confirmation_required",
+    "insufficient_balance",
+    "offline_too_late",
+    "use_check_in",
+    "not_per_hour",
+    "visit_open",
+    "visit_closed",
+    "visit_too_short",
+    "visit_overdue",
+    "idempotency_conflict",
+    "not_authenticated",
+    "not_found",
 ]
 
 
@@ -185,7 +199,7 @@ class ScanAttemptAdmin(ReadOnlyAdmin):
     list_display = ["at", "action", "outcome", "staff", "device", "voucher"]
     list_filter = [
         known_values_filter("outcome", _("outcome"), SCAN_OUTCOMES),
-        known_values_filter("action", _("action"), ["verify", "redeem"]),
+        known_values_filter("action", _("action"), ["verify", "redeem", "check_in", "check_out"]),
     ]
     search_fields = ["=scanned_hash"]
     list_select_related = ["staff", "device__staff", "voucher__senior"]
@@ -261,3 +275,30 @@ class DisputeAdmin(ReadOnlyAdmin):
     @admin.display(description=_("served at"))
     def served_at(self, obj):
         return obj.redemption.served_at
+
+
+@admin.register(Visit)
+class VisitAdmin(ReadOnlyAdmin):
+    """Check-ins and check-outs (签到签退); "not checked out in time" are the exceptions to review."""
+
+    list_display = [
+        "id",
+        "started_at",
+        "ended_at",
+        "status",
+        "provider",
+        "staff",
+        "service_item",
+        "senior",
+        "offline",
+    ]
+    list_filter = ["status", "provider", "offline"]
+    search_fields = ["=id", "=redemption__id"]
+    list_select_related = ["voucher__senior", "provider", "staff", "service_item"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).filter(pk__in=visits_visible_to(request.user).values("pk"))
+
+    @admin.display(description=_("senior"))
+    def senior(self, obj):
+        return obj.voucher.senior  # shown by its masked name

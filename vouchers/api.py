@@ -1,8 +1,15 @@
-"""The scanner's API: verify a voucher, redeem it, list and void redemptions.
+"""The scanner's API: verify a voucher, redeem it, check in and out, list and void redemptions.
 
 Thin: parse the body, call a selector or service, render. Every refusal is a DomainError that
-`config.api.exception_handler` turns into `{"code", "detail"}`; refused scans are recorded.
+`config.api.exception_handler` turns into `{"code", "detail"}`. Every scan leaves a ScanAttempt:
+an accepted one in the service's own transaction, a refused one (malformed and rate-limited
+included) here. Once a service has committed, the request is marked recorded, so that even a
+failure while answering says "recorded" (config.api.json_server_error), never "nothing changed".
 """
+
+import datetime as dt
+import logging
+from decimal import Decimal
 
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -11,17 +18,20 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
-from config.errors import DomainError
+from config.api import mark_recorded
 from config.months import local_date
+from config.throttling import ExactScopedRateThrottle, ScanRateThrottle
 from providers.api import ErrorSerializer
 from providers.models import Device
 from vouchers import selectors, services, tokens
 from vouchers.errors import VoucherError
+from vouchers.models import Visit
 
-ERRORS = {code: ErrorSerializer for code in (400, 401, 403, 404, 409, 429)}
+ERRORS = {code: ErrorSerializer for code in (400, 401, 403, 404, 409, 415, 429)}
+READ_ERRORS = {code: ErrorSerializer for code in (400, 401, 403, 429)}
+logger = logging.getLogger("vouchers.api")
 
 
 def _staff_of(request):
@@ -53,20 +63,82 @@ class MoneyTextField(serializers.Field):
         return _money(value)
 
 
-class VerifyRequestSerializer(serializers.Serializer):
-    token = serializers.CharField(
-        max_length=500, help_text="The bare token, or the /v/<token> URL the QR encodes"
+CARD_CODE_HELP = "The bare 120-character code, or the /v/<code>/ URL the QR encodes"
+
+
+def token_field():
+    # No minimum beyond one character: a short misread is refused `invalid_token`, as offline.
+    return serializers.CharField(max_length=500, help_text=CARD_CODE_HELP)
+
+
+def idempotency_key_field(
+    help_text="8-64 letters, digits or _ . : -; unique on this device: a repeat returns the first result",
+):
+    return serializers.RegexField(
+        services.IDEMPOTENCY_KEY.pattern, min_length=8, max_length=64, help_text=help_text
     )
+
+
+class LocationSerializer(serializers.Serializer):
+    latitude = serializers.FloatField(min_value=-90, max_value=90)
+    longitude = serializers.FloatField(min_value=-180, max_value=180)
+    accuracy = serializers.FloatField(
+        min_value=0, max_value=1e6, required=False, allow_null=True, help_text="metres"
+    )
+
+
+class ScanBodySerializer(serializers.Serializer):
+    """What every recording scan may carry besides the card."""
+
+    scanned_at = serializers.DateTimeField(
+        required=False,
+        help_text="Only for a scan made offline and sent later: the phone's time of the scan (ISO 8601 with "
+        "offset), within the grace window (SCAN_OFFLINE_GRACE_HOURS, default 72)",
+    )
+    location = LocationSerializer(required=False, help_text="Where the phone was, when it gave a position")
+
+    def location_value(self):
+        location = self.validated_data.get("location")
+        if not location:
+            return None
+        accuracy = location.get("accuracy")
+        return services.Location(
+            latitude=Decimal(f"{location['latitude']:.6f}"),
+            longitude=Decimal(f"{location['longitude']:.6f}"),
+            accuracy=None if accuracy is None else round(accuracy),
+        )
+
+
+class ConfirmSerializer(ScanBodySerializer):
+    confirm_senior_share = serializers.DecimalField(
+        max_digits=12,
+        decimal_places=2,
+        min_value=Decimal("0"),
+        required=False,
+        coerce_to_string=False,
+        help_text="The senior share the senior agreed to pay now (from a confirmation_required quote)",
+    )
+
+
+class VerifyRequestSerializer(serializers.Serializer):
+    token = token_field()
 
 
 class ServiceItemOfferSerializer(serializers.Serializer):
     code = serializers.CharField()
     name = serializers.CharField()
     name_en = serializers.CharField()
-    unit = serializers.CharField()
+    unit = serializers.ChoiceField(choices=["hour", "visit", "meal"])
     unit_price = serializers.CharField()
     quantity_step = serializers.CharField(
         help_text="the smallest billable increment: a quantity must be a positive multiple of it"
+    )
+    per_hour = serializers.BooleanField(help_text="recorded by check-in and check-out, not with a quantity")
+    increment_minutes = serializers.IntegerField(
+        allow_null=True, help_text="per-hour items: a visit's length is rounded to this"
+    )
+    max_minutes = serializers.IntegerField(
+        allow_null=True, help_text="per-hour items: a visit not checked out within this is an exception"
     )
 
 
@@ -80,14 +152,26 @@ class VoucherScanSerializer(serializers.Serializer):
     face_value = serializers.CharField()
     currency = serializers.CharField()
     valid_until = serializers.DateField()
+    government_share_rate = serializers.CharField(help_text="0-1, four decimals")
     service_items = ServiceItemOfferSerializer(many=True)
 
 
-class RedeemRequestSerializer(serializers.Serializer):
-    token = serializers.CharField(max_length=500)
-    service_item = serializers.CharField(max_length=30)
-    quantity = serializers.DecimalField(max_digits=7, decimal_places=2, coerce_to_string=False)
-    idempotency_key = serializers.CharField(max_length=64)
+class ServiceItemsSerializer(serializers.Serializer):
+    service_items = ServiceItemOfferSerializer(many=True)
+
+
+class RedeemRequestSerializer(ConfirmSerializer):
+    token = token_field()
+    service_item = serializers.SlugField(max_length=30)
+    quantity = serializers.DecimalField(
+        max_digits=4,
+        decimal_places=2,
+        min_value=Decimal("0.01"),
+        max_value=services.MAX_QUANTITY,
+        coerce_to_string=False,
+        help_text="a positive multiple of the item's quantity_step",
+    )
+    idempotency_key = idempotency_key_field()
 
 
 class RedemptionSerializer(serializers.Serializer):
@@ -104,6 +188,9 @@ class RedemptionSerializer(serializers.Serializer):
     tier = serializers.CharField(source="tier_code")
     masked_name = serializers.CharField(source="voucher.senior.masked_name")
     served_at = serializers.DateTimeField()
+    started_at = serializers.DateTimeField(allow_null=True, help_text="per-hour items: check-in")
+    ended_at = serializers.DateTimeField(allow_null=True, help_text="per-hour items: check-out")
+    offline = serializers.BooleanField(help_text="scanned offline and sent later")
     idempotency_key = serializers.CharField()
     voided = serializers.SerializerMethodField()
 
@@ -119,7 +206,7 @@ class RedeemResponseSerializer(RedemptionSerializer):
 
 
 class VoidRequestSerializer(serializers.Serializer):
-    reason = serializers.CharField(max_length=200)
+    reason = serializers.CharField(min_length=1, max_length=200)
 
 
 class VoidResponseSerializer(serializers.Serializer):
@@ -130,20 +217,103 @@ class VoidResponseSerializer(serializers.Serializer):
     remaining_balance = serializers.CharField()
 
 
+class CheckInRequestSerializer(ScanBodySerializer):
+    token = token_field()
+    service_item = serializers.SlugField(max_length=30)
+    idempotency_key = idempotency_key_field()
+
+
+class CheckOutRequestSerializer(ConfirmSerializer):
+    token = token_field()
+    idempotency_key = idempotency_key_field()
+
+
+class CancelVisitRequestSerializer(serializers.Serializer):
+    reason = serializers.CharField(min_length=1, max_length=200)
+
+
+class VisitSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    voucher_id = serializers.IntegerField()
+    masked_name = serializers.CharField(source="voucher.senior.masked_name")
+    service_item = serializers.CharField(source="service_item.code")
+    service_item_name = serializers.CharField(source="service_item.name")
+    status = serializers.ChoiceField(choices=Visit.Status.choices)
+    started_at = serializers.DateTimeField()
+    deadline = serializers.DateTimeField(help_text="check out before this, or the visit is an exception")
+    ended_at = serializers.DateTimeField(allow_null=True)
+    increment_minutes = serializers.IntegerField()
+    max_minutes = serializers.IntegerField()
+    offline = serializers.BooleanField()
+    redemption_id = serializers.IntegerField(allow_null=True)
+    idempotency_key = serializers.CharField(source="check_in_key")
+
+
+class VisitListQuerySerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=Visit.Status.values, required=False)
+
+
+def _item_offer(item) -> dict:
+    service_item = item.service_item
+    per_hour = service_item.unit == service_item.Unit.HOUR
+    return {
+        "code": service_item.code,
+        "name": service_item.name,
+        "name_en": service_item.name_en,
+        "unit": service_item.unit,
+        "unit_price": _money(item.unit_price),
+        "quantity_step": f"{service_item.quantity_step.normalize():f}",
+        "per_hour": per_hour,
+        "increment_minutes": item.visit_increment_minutes if per_hour else None,
+        "max_minutes": item.visit_max_minutes if per_hour else None,
+    }
+
+
+def _redemption_body(result) -> dict:
+    body = RedemptionSerializer(result.redemption).data
+    body["remaining_balance"] = _money(result.remaining_balance)
+    return body
+
+
+def _scanned_text(request) -> str:
+    try:
+        data = request.data
+    except Exception:  # an unparsable body: nothing was scanned
+        return ""
+    token = data.get("token") if isinstance(data, dict) else None
+    return token[:500] if isinstance(token, str) else ""
+
+
 class ScanView(APIView):
-    throttle_classes = [ScopedRateThrottle]
+    """A view that scans a card. Its refusals, whatever raised them (a malformed body, the rate
+    limit, a domain refusal), each leave a ScanAttempt with the refusal's code."""
+
+    throttle_classes = [ScanRateThrottle]
     throttle_scope = "scan"
     action = ""
 
-    def record_scan(self, request, scanned: str, outcome: str) -> None:
-        """Every scan leaves a row, accepted or refused (DESIGN.md §4.5: proof of service)."""
-        services.record_scan_attempt(
-            scanned=scanned,
-            action=self.action,
-            outcome=outcome,
-            staff=getattr(request.user, "staff_member", None),
-            device=_device_of(request),
-        )
+    def handle_exception(self, exc):
+        response = super().handle_exception(exc)
+        if self.action and response is not None and response.status_code < 500:
+            self._record_refusal(
+                response.data.get("code", "refused") if isinstance(response.data, dict) else "refused"
+            )
+        return response
+
+    def _record_refusal(self, code: str) -> None:
+        user = getattr(self.request, "_user", None)
+        if user is None or not user.is_authenticated:
+            return  # no one scanned: an unauthenticated probe leaves no row to fill the table with
+        try:
+            services.record_scan_attempt(
+                scanned=_scanned_text(self.request),
+                action=self.action,
+                outcome=code,
+                staff=getattr(user, "staff_member", None),
+                device=_device_of(self.request),
+            )
+        except Exception:  # the refusal still answers; the log says the record is missing
+            logger.exception("a refused scan could not be recorded")
 
 
 class VerifyView(ScanView):
@@ -154,15 +324,18 @@ class VerifyView(ScanView):
         data = VerifyRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         scanned = data.validated_data["token"]
-        try:
-            staff = _staff_of(request)
-            scan = selectors.voucher_for_scan(
-                scanned=scanned, provider=staff.provider, today=local_date(timezone.now())
-            )
-        except DomainError as error:
-            self.record_scan(request, scanned, error.code)
-            raise
-        self.record_scan(request, scanned, "ok")
+        staff = _staff_of(request)
+        scan = selectors.voucher_for_scan(
+            scanned=scanned, provider=staff.provider, today=local_date(timezone.now())
+        )
+        services.record_scan_attempt(
+            scanned=scanned,
+            action=self.action,
+            outcome="ok",
+            staff=staff,
+            device=_device_of(request),
+            voucher_id=scan.voucher.pk,
+        )
         voucher = scan.voucher
         return Response(
             {
@@ -175,26 +348,28 @@ class VerifyView(ScanView):
                 "face_value": _money(voucher.face_value),
                 "currency": "CNY",
                 "valid_until": voucher.valid_until,
-                "service_items": [
-                    {
-                        "code": item.service_item.code,
-                        "name": item.service_item.name,
-                        "name_en": item.service_item.name_en,
-                        "unit": item.service_item.unit,
-                        "unit_price": _money(item.unit_price),
-                        "quantity_step": f"{item.service_item.quantity_step.normalize():f}",
-                    }
-                    for item in scan.items
-                ],
+                "government_share_rate": f"{voucher.government_share_rate:.4f}",
+                "service_items": [_item_offer(item) for item in scan.items],
             }
         )
+
+
+class ItemsView(APIView):
+    """The items this device's provider may record today (for choosing while offline)."""
+
+    @extend_schema(responses={200: ServiceItemsSerializer, **READ_ERRORS})
+    def get(self, request):
+        staff = _staff_of(request)
+        items = selectors.provider_items(provider=staff.provider, today=local_date(timezone.now()))
+        return Response({"service_items": [_item_offer(item) for item in items]})
 
 
 class RedemptionsView(ScanView):
     action = "redeem"
 
-    @extend_schema(responses={200: RedemptionSerializer(many=True), 401: ErrorSerializer})
+    @extend_schema(responses={200: RedemptionSerializer(many=True), **READ_ERRORS})
     def get(self, request):
+        _staff_of(request)
         device = _device_of(request)
         if device is None:
             return Response([])
@@ -204,31 +379,36 @@ class RedemptionsView(ScanView):
     @extend_schema(
         request=RedeemRequestSerializer,
         responses={201: RedeemResponseSerializer, 200: RedeemResponseSerializer, **ERRORS},
-        summary="Redeem a voucher (idempotent per idempotency_key)",
+        summary="Redeem a voucher (idempotent per idempotency_key on this device)",
+        description="409 confirmation_required carries a `quote` to confirm with `confirm_senior_share`.",
     )
     def post(self, request):
         data = RedeemRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        scanned = data.validated_data["token"]
-        try:
-            result = services.redeem(
-                token=scanned,
-                service_item_code=data.validated_data["service_item"],
-                quantity=data.validated_data["quantity"],
-                idempotency_key=data.validated_data["idempotency_key"],
-                staff=_staff_of(request),
-                device=_device_of(request),
-            )
-        except DomainError as error:
-            self.record_scan(request, scanned, error.code)
-            raise
-        self.record_scan(request, scanned, "replayed" if result.replayed else "ok")
-        body = RedemptionSerializer(result.redemption).data
-        body["remaining_balance"] = _money(result.remaining_balance)
-        return Response(body, status=status.HTTP_200_OK if result.replayed else status.HTTP_201_CREATED)
+        values = data.validated_data
+        result = services.redeem(
+            token=values["token"],
+            service_item_code=values["service_item"],
+            quantity=values["quantity"],
+            idempotency_key=values["idempotency_key"],
+            staff=_staff_of(request),
+            device=_device_of(request),
+            scanned_at=values.get("scanned_at"),
+            location=data.location_value(),
+            confirm_senior_share=values.get("confirm_senior_share"),
+            from_scanner=True,
+        )
+        mark_recorded(request)
+        return Response(
+            _redemption_body(result),
+            status=status.HTTP_200_OK if result.replayed else status.HTTP_201_CREATED,
+        )
 
 
 class VoidView(APIView):
+    throttle_classes = [ExactScopedRateThrottle]
+    throttle_scope = "void"
+
     @extend_schema(request=VoidRequestSerializer, responses={200: VoidResponseSerializer, **ERRORS})
     def post(self, request, redemption_id: str):
         redemption_id = int(redemption_id)
@@ -237,6 +417,7 @@ class VoidView(APIView):
         void = services.void_redemption(
             redemption_id=redemption_id, reason=data.validated_data["reason"], user=request.user
         )
+        mark_recorded(request)
         voucher = void.redemption.voucher
         return Response(
             {
@@ -247,6 +428,95 @@ class VoidView(APIView):
                 "remaining_balance": _money(voucher.balance),
             }
         )
+
+
+class CheckInView(ScanView):
+    action = "check_in"
+
+    @extend_schema(
+        request=CheckInRequestSerializer,
+        responses={201: VisitSerializer, 200: VisitSerializer, **ERRORS},
+        summary="Check in at the senior's door for an item priced per hour (签到)",
+    )
+    def post(self, request):
+        data = CheckInRequestSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        result = services.check_in(
+            token=values["token"],
+            service_item_code=values["service_item"],
+            idempotency_key=values["idempotency_key"],
+            staff=_staff_of(request),
+            device=_device_of(request),
+            scanned_at=values.get("scanned_at"),
+            location=data.location_value(),
+        )
+        mark_recorded(request)
+        return Response(
+            VisitSerializer(result.visit).data,
+            status=status.HTTP_200_OK if result.replayed else status.HTTP_201_CREATED,
+        )
+
+
+class CheckOutView(ScanView):
+    action = "check_out"
+
+    @extend_schema(
+        request=CheckOutRequestSerializer,
+        responses={201: RedeemResponseSerializer, 200: RedeemResponseSerializer, **ERRORS},
+        summary="Check out at departure, scanning the card again: records the priced service (签退)",
+    )
+    def post(self, request, visit_id: str):
+        data = CheckOutRequestSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        result = services.check_out(
+            visit_id=int(visit_id),
+            token=values["token"],
+            idempotency_key=values["idempotency_key"],
+            staff=_staff_of(request),
+            device=_device_of(request),
+            scanned_at=values.get("scanned_at"),
+            location=data.location_value(),
+            confirm_senior_share=values.get("confirm_senior_share"),
+            from_scanner=True,
+        )
+        mark_recorded(request)
+        return Response(
+            _redemption_body(result),
+            status=status.HTTP_200_OK if result.replayed else status.HTTP_201_CREATED,
+        )
+
+
+class CancelVisitView(APIView):
+    throttle_classes = [ExactScopedRateThrottle]
+    throttle_scope = "void"
+
+    @extend_schema(request=CancelVisitRequestSerializer, responses={200: VisitSerializer, **ERRORS})
+    def post(self, request, visit_id: str):
+        data = CancelVisitRequestSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        visit = services.cancel_visit(
+            visit_id=int(visit_id), reason=data.validated_data["reason"], staff=_staff_of(request)
+        )
+        mark_recorded(request)
+        return Response(VisitSerializer(visit).data)
+
+
+class VisitsView(APIView):
+    @extend_schema(
+        parameters=[VisitListQuerySerializer],
+        responses={200: VisitSerializer(many=True), **READ_ERRORS},
+        summary="This staff member's visits, newest first (?status=open: those to check out)",
+    )
+    def get(self, request):
+        # A plain dict: a form-style QueryDict would take "?status=" for no status at all.
+        query = VisitListQuerySerializer(data=request.query_params.dict())
+        query.is_valid(raise_exception=True)
+        visits = selectors.visits_of_staff(
+            staff=_staff_of(request), status=query.validated_data.get("status")
+        )
+        return Response(VisitSerializer(visits, many=True).data)
 
 
 class RevocationSerializer(serializers.Serializer):
@@ -277,12 +547,22 @@ class RevocationsView(APIView):
     def get(self, request):
         _staff_of(request)
         since = None
-        if request.query_params.get("since"):
-            since = parse_datetime(request.query_params["since"])
+        if "since" in request.query_params:  # given, even empty: it must be a time
+            try:
+                since = parse_datetime(request.query_params["since"])
+            except ValueError:  # well formed but no such time (month 13)
+                since = None
             if since is None:
                 raise VoucherError("invalid_input", _("since is a date and time in ISO 8601."), field="since")
             if timezone.is_naive(since):
                 since = timezone.make_aware(since)
+            try:
+                # In UTC: the database takes offsets up to ±15:59 only, ISO 8601 up to ±23:59.
+                since = since.astimezone(dt.UTC)
+            except OverflowError:
+                raise VoucherError(
+                    "invalid_input", _("since is a date and time in ISO 8601."), field="since"
+                ) from None
         rows = selectors.revocations_since(since=since, today=local_date(timezone.now()))
         return Response(
             {

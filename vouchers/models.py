@@ -219,6 +219,16 @@ class Redemption(models.Model):
     service_month = models.DateField(_("service month"))
     served_at = models.DateTimeField(_("served at"))
     recorded_at = models.DateTimeField(_("recorded at"), auto_now_add=True)
+    # Proof of service (DESIGN.md §4.5): an hourly service's arrival and departure (check-in and
+    # check-out), and where the phone said it was when the card was scanned (at arrival).
+    started_at = models.DateTimeField(_("started at"), null=True, blank=True)
+    ended_at = models.DateTimeField(_("ended at"), null=True, blank=True)
+    latitude = models.DecimalField(_("latitude"), max_digits=9, decimal_places=6, null=True, blank=True)
+    longitude = models.DecimalField(_("longitude"), max_digits=9, decimal_places=6, null=True, blank=True)
+    location_accuracy = models.PositiveIntegerField(_("location accuracy (m)"), null=True, blank=True)
+    # Scanned while the phone was offline and sent later: priced as of `served_at`, the phone's time.
+    offline = models.BooleanField(_("recorded offline"), default=False)
+    # Unique per device (per staff member without one): two phones never share a key's space.
     idempotency_key = models.CharField(max_length=64)
 
     class Meta:
@@ -227,7 +237,27 @@ class Redemption(models.Model):
         verbose_name_plural = _("redemptions")
         constraints = [
             models.UniqueConstraint(
-                fields=["provider", "idempotency_key"], name="redemption_idempotency_unique"
+                fields=["device", "idempotency_key"],
+                condition=Q(device__isnull=False),
+                name="redemption_idempotency_per_device",
+            ),
+            models.UniqueConstraint(
+                fields=["staff", "idempotency_key"],
+                condition=Q(device__isnull=True),
+                name="redemption_idempotency_per_staff",
+            ),
+            models.CheckConstraint(
+                condition=Q(ended_at__isnull=True)
+                | Q(started_at__isnull=False, ended_at__gte=F("started_at")),
+                name="redemption_visit_ends_after_start",
+            ),
+            models.CheckConstraint(
+                condition=Q(latitude__isnull=True) | Q(latitude__gte=-90, latitude__lte=90),
+                name="redemption_latitude_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(longitude__isnull=True) | Q(longitude__gte=-180, longitude__lte=180),
+                name="redemption_longitude_range",
             ),
             models.CheckConstraint(condition=Q(quantity__gt=0), name="redemption_quantity_positive"),
             models.CheckConstraint(condition=Q(amount__gte=0), name="redemption_amount_non_negative"),
@@ -276,13 +306,102 @@ class RedemptionVoid(models.Model):
         ]
 
 
+class Visit(models.Model):
+    """A visit of an item priced per hour (签到签退): opened by scanning the card at arrival
+    (check-in), closed by scanning it again at departure (check-out), which records the priced
+    redemption. One open visit per staff member: nobody is in two homes at once. A visit left
+    open past its maximum is closed as `overdue`, an exception for review, and charges nothing."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", _("In progress")
+        CLOSED = "closed", _("Checked out")
+        OVERDUE = "overdue", _("Not checked out in time")
+        CANCELLED = "cancelled", _("Cancelled")
+
+    voucher = models.ForeignKey(Voucher, on_delete=models.PROTECT, related_name="visits")
+    provider = models.ForeignKey("providers.Provider", on_delete=models.PROTECT, related_name="visits")
+    contract_item = models.ForeignKey(
+        "providers.ContractItem", on_delete=models.PROTECT, related_name="visits"
+    )
+    service_item = models.ForeignKey("providers.ServiceItem", on_delete=models.PROTECT, related_name="visits")
+    staff = models.ForeignKey("providers.StaffMember", on_delete=models.PROTECT, related_name="visits")
+    device = models.ForeignKey(
+        "providers.Device", on_delete=models.PROTECT, null=True, blank=True, related_name="visits"
+    )
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.OPEN)
+    started_at = models.DateTimeField(_("checked in at"))
+    # The contract item's rounding and maximum when the visit began (a later edit changes nothing).
+    increment_minutes = models.PositiveSmallIntegerField(_("rounded to (minutes)"))
+    max_minutes = models.PositiveSmallIntegerField(_("longest visit (minutes)"))
+    deadline = models.DateTimeField(_("check out by"))
+    ended_at = models.DateTimeField(_("checked out at"), null=True, blank=True)
+    check_in_key = models.CharField(max_length=64)
+    check_out_key = models.CharField(max_length=64, blank=True)
+    offline = models.BooleanField(_("checked in offline"), default=False)
+    latitude = models.DecimalField(_("latitude"), max_digits=9, decimal_places=6, null=True, blank=True)
+    longitude = models.DecimalField(_("longitude"), max_digits=9, decimal_places=6, null=True, blank=True)
+    location_accuracy = models.PositiveIntegerField(_("location accuracy (m)"), null=True, blank=True)
+    end_latitude = models.DecimalField(max_digits=9, decimal_places=6, null=True, blank=True)
+    end_longitude = models.DecimalField(max_digits=9, decimal_places=6, null=True, blank=True)
+    end_location_accuracy = models.PositiveIntegerField(null=True, blank=True)
+    redemption = models.OneToOneField(
+        Redemption, on_delete=models.PROTECT, null=True, blank=True, related_name="visit"
+    )
+    closed_at = models.DateTimeField(_("closed at"), null=True, blank=True)
+    close_reason = models.CharField(_("reason"), max_length=200, blank=True)
+    recorded_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        verbose_name = _("visit")
+        verbose_name_plural = _("visits")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["staff"], condition=Q(status="open"), name="visit_one_open_per_staff"
+            ),
+            models.UniqueConstraint(
+                fields=["device", "check_in_key"],
+                condition=Q(device__isnull=False),
+                name="visit_check_in_key_per_device",
+            ),
+            models.UniqueConstraint(
+                fields=["staff", "check_in_key"],
+                condition=Q(device__isnull=True),
+                name="visit_check_in_key_per_staff",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=["open", "closed", "overdue", "cancelled"]), name="visit_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(status="closed", redemption__isnull=False, ended_at__isnull=False)
+                | (~Q(status="closed") & Q(redemption__isnull=True)),
+                name="visit_closed_has_redemption",
+            ),
+            models.CheckConstraint(
+                condition=Q(ended_at__isnull=True) | Q(ended_at__gte=F("started_at")),
+                name="visit_ends_after_start",
+            ),
+            models.CheckConstraint(
+                condition=Q(increment_minutes__gt=0, max_minutes__gte=F("increment_minutes")),
+                name="visit_limits_valid",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["status", "deadline"], name="visit_open_deadline"),
+            models.Index(fields=["staff", "-started_at"], name="visit_staff_time"),
+        ]
+
+    def __str__(self):
+        return f"#{self.pk} {self.service_item_id} {self.status}"
+
+
 class ScanAttempt(models.Model):
     """Every scan, refused ones too (扫码记录): misuse must be visible, not silent."""
 
     device = models.ForeignKey("providers.Device", on_delete=models.SET_NULL, null=True, related_name="+")
     staff = models.ForeignKey("providers.StaffMember", on_delete=models.SET_NULL, null=True, related_name="+")
     voucher = models.ForeignKey(Voucher, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
-    action = models.CharField(max_length=10)  # verify | redeem
+    action = models.CharField(max_length=10)  # verify | redeem | check_in | check_out | void
     outcome = models.CharField(max_length=40)  # "ok" or the refusal code
     # SHA-256 of what was scanned: lets us match repeats without keeping the token itself.
     scanned_hash = models.CharField(max_length=64)

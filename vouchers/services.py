@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal
 
+from django.conf import settings
 from django.core.cache import cache
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Max
@@ -27,7 +28,8 @@ from eligibility.errors import EligibilityError
 from eligibility.models import Determination, Policy, Senior, Tier
 from eligibility.normalise import normalise_phone
 from eligibility.services import EVALUATION_LOCK
-from vouchers import tokens
+from providers.selectors import ancestor_paths
+from vouchers import ledger_sql, tokens
 from vouchers.errors import VoucherError
 from vouchers.models import (
     Dispute,
@@ -35,6 +37,7 @@ from vouchers.models import (
     Redemption,
     RedemptionVoid,
     ScanAttempt,
+    Visit,
     Voucher,
     VoucherReissue,
 )
@@ -215,6 +218,15 @@ def _carry_over(*, period: dt.date, today: dt.date, now: dt.datetime) -> int:
 
 
 @dataclass(frozen=True)
+class Location:
+    """Where the phone said it was when the card was scanned (when it gave one)."""
+
+    latitude: Decimal
+    longitude: Decimal
+    accuracy: int | None = None
+
+
+@dataclass(frozen=True)
 class RedeemResult:
     redemption: Redemption
     replayed: bool
@@ -224,137 +236,217 @@ class RedeemResult:
         return self.redemption.voucher.balance
 
 
+@dataclass(frozen=True)
+class VisitResult:
+    visit: Visit
+    replayed: bool
+
+
 def _parse_quantity(quantity) -> Decimal:
     value = pricing.parse_hundredths(quantity, maximum=MAX_QUANTITY)
     if value is None:
         raise VoucherError(
             "invalid_input",
             _("The quantity must be a number greater than 0 and at most 99.99, in steps of 0.01."),
+            field="quantity",
         )
     return value
 
 
-def _replay(*, provider, idempotency_key, voucher_id, service_item_code, quantity) -> RedeemResult | None:
-    """The redemption already recorded under this key, if the request is the same one again.
+def _check_idempotency_key(key: str) -> None:
+    if not IDEMPOTENCY_KEY.match(key or ""):
+        raise VoucherError(
+            "invalid_input",
+            _("The idempotency key must be 8–64 letters, digits or the characters _ . : -"),
+            field="idempotency_key",
+        )
 
-    A narrow lookup on the unique (provider, key) index; the full row is loaded only for a replay.
+
+def _check_staff(staff) -> None:
+    if staff is None or not staff.is_active or not staff.provider.is_active:
+        raise VoucherError("not_permitted", _("This account may not record services."))
+
+
+def _key_scope(*, staff, device) -> dict:
+    """Idempotency keys are the device's own (the staff member's, for a browser without one):
+    two phones that pick the same key record two services."""
+    return {"device": device} if device is not None else {"staff": staff, "device__isnull": True}
+
+
+def service_time(*, scanned_at: dt.datetime | None, now: dt.datetime) -> tuple[dt.datetime, bool]:
+    """When the service happened, and whether it was scanned offline and sent later.
+
+    Without `scanned_at` it is now. With it (an offline replay), it is the phone's time, within
+    SCAN_OFFLINE_GRACE_HOURS before now and never ahead of the server's clock by more than
+    SCAN_CLOCK_SKEW_SECONDS. Refuses invalid_input, offline_too_late."""
+    if scanned_at is None:
+        return now, False
+    if timezone.is_naive(scanned_at):
+        raise VoucherError("invalid_input", _("scanned_at needs a time zone offset."), field="scanned_at")
+    if scanned_at > now + dt.timedelta(seconds=settings.SCAN_CLOCK_SKEW_SECONDS):
+        raise VoucherError(
+            "invalid_input",
+            _("The phone's clock is ahead of the server's. Set the phone's date and time, then send again."),
+            field="scanned_at",
+        )
+    hours = settings.SCAN_OFFLINE_GRACE_HOURS
+    if scanned_at < now - dt.timedelta(hours=hours):
+        raise VoucherError(
+            "offline_too_late",
+            _(
+                "This service was scanned offline more than %(hours)s hours ago and can no longer be "
+                "recorded. Tell your manager, who can report it to the bureau."
+            ),
+            hours=hours,
+        )
+    return min(scanned_at, now), True
+
+
+def _replay(*, scope: dict, idempotency_key: str, expect: dict) -> RedeemResult | None:
+    """The redemption already recorded under this key (on this device), if the request is the
+    same one again; `idempotency_conflict` if the key was used for another.
+
+    A narrow lookup on the unique (device, key) index; the full row is loaded only for a replay.
     """
     found = (
-        Redemption.objects.filter(provider=provider, idempotency_key=idempotency_key)
+        Redemption.objects.filter(idempotency_key=idempotency_key, **scope)
         .order_by()
-        .values_list("pk", "voucher_id", "service_item__code", "quantity")
+        .values("pk", "voucher_id", "service_item__code", "quantity")
         .first()
     )
     if found is None:
         return None
-    pk, *recorded = found
-    if tuple(recorded) != (voucher_id, service_item_code, quantity):
+    if any(found[name] != value for name, value in expect.items()):
         raise VoucherError(
             "idempotency_conflict", _("This idempotency key was already used for a different redemption.")
         )
-    existing = Redemption.objects.select_related("voucher__senior", "service_item").get(pk=pk)
+    existing = Redemption.objects.select_related("voucher__senior", "service_item", "void").get(
+        pk=found["pk"]
+    )
     return RedeemResult(redemption=existing, replayed=True)
 
 
-def redeem(
-    *,
-    token: str,
-    service_item_code: str,
-    quantity,
-    idempotency_key: str,
-    staff,
-    device=None,
-    now: dt.datetime | None = None,
-) -> RedeemResult:
-    """Record one service against a voucher, priced now, debiting the government share.
+def _on_postgresql() -> bool:
+    return connection.vendor == "postgresql"
 
-    Locks the voucher row (SELECT … FOR UPDATE) and re-checks under the lock, so the balance
-    never goes below zero nor is spent twice. A repeated `idempotency_key` (per provider) returns
-    the first redemption. Refuses: invalid_input, invalid_token, voucher_revoked,
-    voucher_not_yet_valid, voucher_expired, period_closed, not_contracted, outside_service_area,
-    not_permitted, idempotency_conflict.
-    """
-    now = now or timezone.now()
-    parsed = parse_scanned_token(token)
-    quantity = _parse_quantity(quantity)
-    if not IDEMPOTENCY_KEY.match(idempotency_key or ""):
-        raise VoucherError(
-            "invalid_input", _("The idempotency key must be 8–64 letters, digits or the characters _ . : -")
+
+def _lock_voucher(voucher_id: int) -> Voucher:
+    """The voucher row, locked until the transaction ends, with its senior and community."""
+    if _on_postgresql():
+        voucher = ledger_sql.lock_voucher(voucher_id)
+    else:
+        voucher = (
+            Voucher.objects.select_for_update(of=("self",))
+            .select_related("senior__community")
+            .filter(pk=voucher_id)
+            .first()
         )
-    if not staff.is_active or not staff.provider.is_active:
-        raise VoucherError("not_permitted", _("This account may not record services."))
-    provider = staff.provider
-    # The replay check runs under the voucher's lock (in _redeem_locked), where it cannot race.
-    try:
-        with transaction.atomic():
-            return _redeem_locked(
-                parsed=parsed,
-                service_item_code=service_item_code,
-                quantity=quantity,
-                idempotency_key=idempotency_key,
-                staff=staff,
-                device=device,
-                now=now,
-            )
-    except IntegrityError:
-        # The same key committed by a concurrent request between our check and our insert.
-        replay = _replay(
-            provider=provider,
-            idempotency_key=idempotency_key,
-            voucher_id=parsed.voucher_id,
-            service_item_code=service_item_code,
-            quantity=quantity,
-        )
-        if replay:
-            return replay
-        raise
-
-
-def _redeem_locked(
-    *, parsed, service_item_code, quantity, idempotency_key, staff, device, now
-) -> RedeemResult:
-    voucher = (
-        Voucher.objects.select_for_update(of=("self",))
-        .select_related("senior__community")
-        .filter(pk=parsed.voucher_id)
-        .first()
-    )
     if voucher is None:
         raise VoucherError("invalid_token", _("This code is not a valid voucher code."))
-    # A concurrent request with the same key may have committed while we waited for the lock.
-    replay = _replay(
-        provider=staff.provider,
-        idempotency_key=idempotency_key,
-        voucher_id=voucher.pk,
-        service_item_code=service_item_code,
-        quantity=quantity,
-    )
-    if replay:
-        return replay
-    today = local_date(now)
-    check_token_matches(voucher=voucher, parsed=parsed)
-    check_voucher_usable(voucher=voucher, token_version=parsed.version, today=today)
-    hold_month_for_write(month_of(now))
-    check_month_open(month=month_of(now))
-    contract_item = contract_item_for(
-        voucher=voucher, provider=staff.provider, service_item_code=service_item_code, today=today
-    )
+    return voucher
+
+
+def _check_quantity_step(*, quantity: Decimal, item) -> None:
     # The item's billing increment is data (providers.ServiceItem.quantity_step): 1 visit, 0.5 h…
-    item = contract_item.service_item
     if quantity % item.quantity_step:
         raise VoucherError(
             "invalid_input",
             _("This service is counted in steps of %(step)s %(unit)s."),
+            field="quantity",
             step=f"{item.quantity_step.normalize():f}",
             unit=item.get_unit_display(),
         )
+
+
+def _money_text(value: Decimal) -> str:
+    return f"{value:.2f}"
+
+
+def _price(
+    *,
+    voucher: Voucher,
+    unit_price: Decimal,
+    quantity: Decimal,
+    offline: bool,
+    confirm_senior_share,
+    confirm=True,
+):
+    """Split the price; refuse what the senior has not agreed to pay.
+
+    Online, a service of which the senior pays a part (the tier's share, or what the balance does
+    not cover) is recorded only when the scanner confirms that exact amount (`confirm_senior_share`):
+    otherwise `confirmation_required`, with the quote. Offline nobody could be asked: a service
+    scanned offline whose government share the balance no longer covers is refused
+    `insufficient_balance` instead of leaving the senior an unexpected bill."""
     split = pricing.split_price(
-        unit_price=contract_item.unit_price.amount,
+        unit_price=unit_price,
         quantity=quantity,
         government_share_rate=voucher.government_share_rate,
         balance=voucher.balance.amount,
     )
-    redemption = Redemption.objects.create(
+    if offline:
+        full = pricing.split_price(
+            unit_price=unit_price,
+            quantity=quantity,
+            government_share_rate=voucher.government_share_rate,
+            balance=split.amount,
+        )
+        if split.government_share < full.government_share:
+            raise VoucherError(
+                "insufficient_balance",
+                _(
+                    "The voucher's balance (¥%(balance)s) no longer covers this service scanned offline "
+                    "(government share ¥%(share)s); it was not recorded. Scan again with the senior "
+                    "present to agree what they pay."
+                ),
+                balance=_money_text(voucher.balance.amount),
+                share=_money_text(full.government_share),
+            )
+        return split
+    if confirm and split.senior_share and confirm_senior_share != split.senior_share:
+        raise VoucherError(
+            "confirmation_required",
+            _(
+                "The senior pays ¥%(senior)s of this service now (the voucher pays ¥%(government)s). Confirm, then send again."
+            ),
+            senior=_money_text(split.senior_share),
+            government=_money_text(split.government_share),
+            extra={
+                "quote": {
+                    "amount": _money_text(split.amount),
+                    "government_share": _money_text(split.government_share),
+                    "senior_share": _money_text(split.senior_share),
+                    "remaining_balance": _money_text(voucher.balance.amount - split.government_share),
+                    "shortfall": _money_text(
+                        split.senior_share
+                        - (split.amount - pricing.to_fen(split.amount * voucher.government_share_rate))
+                    ),
+                }
+            },
+        )
+    return split
+
+
+def _insert_redemption(
+    *,
+    voucher,
+    contract_item,
+    staff,
+    device,
+    quantity,
+    split,
+    served_at,
+    offline,
+    idempotency_key,
+    location,
+    attempt: tuple[str, str],
+    started_at=None,
+    ended_at=None,
+) -> Redemption:
+    """Insert the priced redemption, debit the voucher (under the caller's lock) and record the
+    accepted scan (`attempt` = (action, what was scanned)), in the caller's transaction."""
+    location = location or Location(latitude=None, longitude=None)
+    redemption = Redemption(
         voucher=voucher,
         provider=staff.provider,
         contract_item=contract_item,
@@ -368,14 +460,597 @@ def _redeem_locked(
         senior_share=Money(split.senior_share, CURRENCY),
         tier_code=voucher.tier_code,
         government_share_rate=voucher.government_share_rate,
-        service_month=month_of(now),
-        served_at=now,
+        service_month=month_of(started_at or served_at),
+        served_at=started_at or served_at,
+        started_at=started_at,
+        ended_at=ended_at,
+        latitude=location.latitude,
+        longitude=location.longitude,
+        location_accuracy=location.accuracy,
+        offline=offline,
         idempotency_key=idempotency_key,
     )
-    if split.government_share:
-        voucher.balance = Money(voucher.balance.amount - split.government_share, CURRENCY)
-        voucher.save(update_fields=["balance"])
+    new_balance = voucher.balance.amount - split.government_share
+    if _on_postgresql():
+        ledger_sql.write_redemption(
+            redemption=redemption, new_balance=new_balance, attempt=attempt, now=timezone.now()
+        )
+        voucher.balance = Money(new_balance, CURRENCY)
+    else:
+        redemption.save(force_insert=True)
+        if split.government_share:
+            voucher.balance = Money(new_balance, CURRENCY)
+            voucher.save(update_fields=["balance"])
+        action, scanned = attempt
+        _attempt(
+            action=action, scanned=scanned, outcome="ok", staff=staff, device=device, voucher_id=voucher.pk
+        )
+    redemption._state.fields_cache["void"] = None  # a new redemption has no void: no query to ask
+    return redemption
+
+
+def _attempt(*, action: str, scanned: str, outcome: str, staff, device, voucher_id: int | None) -> None:
+    ScanAttempt.objects.create(
+        device=device,
+        staff=staff,
+        voucher_id=voucher_id,
+        action=action,
+        outcome=outcome[:40],
+        scanned_hash=hashlib.sha256((scanned or "").encode()).hexdigest(),
+    )
+
+
+def redeem(
+    *,
+    token: str,
+    service_item_code: str,
+    quantity,
+    idempotency_key: str,
+    staff,
+    device=None,
+    now: dt.datetime | None = None,
+    scanned_at: dt.datetime | None = None,
+    location: Location | None = None,
+    confirm_senior_share: Decimal | None = None,
+    from_scanner: bool = False,
+) -> RedeemResult:
+    """Record one service against a voucher, priced as of its time, debiting the government share.
+
+    Locks the voucher row (SELECT … FOR UPDATE) and re-checks under the lock, so the balance
+    never goes below zero nor is spent twice. A repeated `idempotency_key` (per device) returns
+    the first redemption. `scanned_at` marks a service scanned offline and sent later: it is
+    priced and checked as of then (`service_time`). The scan's ScanAttempt is written in the same
+    transaction, so nothing that can fail runs after the commit.
+
+    `from_scanner` (the scanner API: a staff member at the senior's door) adds the two rules of
+    recording with the senior present: items priced per hour are recorded by check-in and
+    check-out instead (`use_check_in`), and a share the senior pays must be confirmed
+    (`confirmation_required`, see `_price`). Other callers (the demo's history, scripts) record
+    what was already agreed. Refuses: invalid_input,
+    invalid_token, voucher_revoked, voucher_not_yet_valid, voucher_expired, period_closed,
+    not_contracted, outside_service_area, not_permitted, idempotency_conflict, use_check_in,
+    confirmation_required, insufficient_balance, offline_too_late.
+    """
+    now = now or timezone.now()
+    parsed = parse_scanned_token(token)
+    quantity = _parse_quantity(quantity)
+    _check_idempotency_key(idempotency_key)
+    _check_staff(staff)
+    served_at, offline = service_time(scanned_at=scanned_at, now=now)
+    scope = _key_scope(staff=staff, device=device)
+    expect = {"voucher_id": parsed.voucher_id, "service_item__code": service_item_code, "quantity": quantity}
+    try:
+        with transaction.atomic():
+            voucher = _lock_voucher(parsed.voucher_id)
+            try:
+                return _redeem_locked(
+                    voucher=voucher,
+                    parsed=parsed,
+                    service_item_code=service_item_code,
+                    quantity=quantity,
+                    idempotency_key=idempotency_key,
+                    staff=staff,
+                    device=device,
+                    served_at=served_at,
+                    offline=offline,
+                    location=location,
+                    confirm_senior_share=confirm_senior_share,
+                    from_scanner=from_scanner,
+                    scanned=token,
+                )
+            except VoucherError:
+                # A repeat of a request already recorded is answered with its record, whatever
+                # changed since (the month closed, the balance spent): the phone must learn that
+                # it was recorded. Looked up only here, so a first request costs no query for it.
+                replay = _replay(scope=scope, idempotency_key=idempotency_key, expect=expect)
+                if replay is None:
+                    raise
+            _attempt(
+                action="redeem",
+                scanned=token,
+                outcome="replayed",
+                staff=staff,
+                device=device,
+                voucher_id=voucher.pk,
+            )
+            return replay
+    except IntegrityError:
+        # The key was recorded before (a repeat that passed every check, or a concurrent request
+        # that committed first): the whole attempt rolled back; answer with the record.
+        replay = _replay(scope=scope, idempotency_key=idempotency_key, expect=expect)
+        if replay is None:
+            raise
+        record_scan_attempt(
+            scanned=token,
+            action="redeem",
+            outcome="replayed",
+            staff=staff,
+            device=device,
+            voucher_id=replay.redemption.voucher_id,
+        )
+        return replay
+
+
+def _redeem_locked(
+    *,
+    voucher,
+    parsed,
+    service_item_code,
+    quantity,
+    idempotency_key,
+    staff,
+    device,
+    served_at,
+    offline,
+    location,
+    confirm_senior_share,
+    from_scanner,
+    scanned,
+) -> RedeemResult:
+    today = local_date(served_at)
+    check_token_matches(voucher=voucher, parsed=parsed)
+    check_voucher_usable(
+        voucher=voucher, token_version=parsed.version, today=today, as_of=served_at if offline else None
+    )
+    month = month_of(served_at)
+    hold_month_for_write(month)
+    contract_item = _open_month_contract_item(
+        voucher=voucher,
+        provider=staff.provider,
+        service_item_code=service_item_code,
+        today=today,
+        month=month,
+    )
+    item = contract_item.service_item
+    if from_scanner and item.unit == item.Unit.HOUR:
+        raise VoucherError(
+            "use_check_in",
+            _("%(item)s is paid by the hour: check in when you arrive and check out when you leave."),
+            item=item.name,
+        )
+    _check_quantity_step(quantity=quantity, item=item)
+    split = _price(
+        voucher=voucher,
+        unit_price=contract_item.unit_price.amount,
+        quantity=quantity,
+        offline=offline,
+        confirm_senior_share=confirm_senior_share,
+        confirm=from_scanner,
+    )
+    redemption = _insert_redemption(
+        voucher=voucher,
+        contract_item=contract_item,
+        staff=staff,
+        device=device,
+        quantity=quantity,
+        split=split,
+        served_at=served_at,
+        offline=offline,
+        idempotency_key=idempotency_key,
+        location=location,
+        attempt=("redeem", scanned),
+    )
     return RedeemResult(redemption=redemption, replayed=False)
+
+
+def _open_month_contract_item(*, voucher, provider, service_item_code: str, today: dt.date, month: dt.date):
+    """The contract item that prices the service, once the month is known to be open (call it
+    after `hold_month_for_write`). On PostgreSQL one statement answers both; a refusal is
+    explained by the same checks as everywhere (`check_month_open`, `contract_item_for`)."""
+    if _on_postgresql():
+        contract_item, closed = ledger_sql.contract_item_and_month_closed(
+            provider_id=provider.pk,
+            service_item_code=service_item_code,
+            day=today,
+            month=month,
+            paths=ancestor_paths(voucher.senior.community.path),
+        )
+        if contract_item is not None and not closed:
+            return contract_item
+    check_month_open(month=month)
+    return contract_item_for(
+        voucher=voucher, provider=provider, service_item_code=service_item_code, today=today
+    )
+
+
+# --- Check-in and check-out (签到签退) of items priced per hour -----------------------------------
+
+
+def _visit_replay(*, scope: dict, idempotency_key: str, voucher_id: int, service_item_code: str):
+    visit = (
+        Visit.objects.select_related("voucher__senior", "service_item")
+        .filter(check_in_key=idempotency_key, **scope)
+        .first()
+    )
+    if visit is None:
+        return None
+    if visit.voucher_id != voucher_id or visit.service_item.code != service_item_code:
+        raise VoucherError(
+            "idempotency_conflict", _("This idempotency key was already used for a different check-in.")
+        )
+    return VisitResult(visit=visit, replayed=True)
+
+
+def check_in(
+    *,
+    token: str,
+    service_item_code: str,
+    idempotency_key: str,
+    staff,
+    device=None,
+    now: dt.datetime | None = None,
+    scanned_at: dt.datetime | None = None,
+    location: Location | None = None,
+) -> VisitResult:
+    """Open a visit of an item priced per hour at the senior's door (签到): the card is checked
+    as for a redemption, nothing is charged yet. A staff member has one open visit at a time
+    (`visit_open`; one left past its maximum is closed as overdue first). A repeated key returns
+    the visit. Refuses as `redeem` does, and not_per_hour for items priced per visit or meal."""
+    now = now or timezone.now()
+    parsed = parse_scanned_token(token)
+    _check_idempotency_key(idempotency_key)
+    _check_staff(staff)
+    started_at, offline = service_time(scanned_at=scanned_at, now=now)
+    scope = _key_scope(staff=staff, device=device)
+    try:
+        with transaction.atomic():
+            voucher = _lock_voucher(parsed.voucher_id)
+            result = _visit_replay(
+                scope=scope,
+                idempotency_key=idempotency_key,
+                voucher_id=voucher.pk,
+                service_item_code=service_item_code,
+            )
+            if result is None:
+                result = _check_in_locked(
+                    voucher=voucher,
+                    parsed=parsed,
+                    service_item_code=service_item_code,
+                    idempotency_key=idempotency_key,
+                    staff=staff,
+                    device=device,
+                    started_at=started_at,
+                    offline=offline,
+                    location=location,
+                    now=now,
+                )
+            _attempt(
+                action="check_in",
+                scanned=token,
+                outcome="replayed" if result.replayed else "ok",
+                staff=staff,
+                device=device,
+                voucher_id=voucher.pk,
+            )
+            return result
+    except IntegrityError:
+        result = _visit_replay(
+            scope=scope,
+            idempotency_key=idempotency_key,
+            voucher_id=parsed.voucher_id,
+            service_item_code=service_item_code,
+        )
+        if result:
+            return result
+        open_visit = Visit.objects.filter(staff=staff, status=Visit.Status.OPEN).first()
+        if open_visit is not None:
+            raise _visit_open(open_visit) from None
+        raise
+
+
+def _visit_open(visit: Visit) -> VoucherError:
+    return VoucherError(
+        "visit_open",
+        _(
+            "You are still checked in at another visit (%(item)s since %(time)s): check out or cancel it first."
+        ),
+        item=visit.service_item.name,
+        time=f"{timezone.localtime(visit.started_at):%H:%M}",
+        extra={"visit_id": visit.pk},
+    )
+
+
+def _check_in_locked(
+    *, voucher, parsed, service_item_code, idempotency_key, staff, device, started_at, offline, location, now
+) -> VisitResult:
+    today = local_date(started_at)
+    check_token_matches(voucher=voucher, parsed=parsed)
+    check_voucher_usable(
+        voucher=voucher, token_version=parsed.version, today=today, as_of=started_at if offline else None
+    )
+    check_month_open(month=month_of(started_at))
+    contract_item = contract_item_for(
+        voucher=voucher, provider=staff.provider, service_item_code=service_item_code, today=today
+    )
+    item = contract_item.service_item
+    if item.unit != item.Unit.HOUR:
+        raise VoucherError(
+            "not_per_hour",
+            _("%(item)s is not paid by the hour: record it with its quantity, without check-in."),
+            item=item.name,
+        )
+    close_overdue_visits(now=now, staff=staff)
+    open_visit = (
+        Visit.objects.select_related("service_item").filter(staff=staff, status=Visit.Status.OPEN).first()
+    )
+    if open_visit is not None:
+        raise _visit_open(open_visit)
+    location = location or Location(latitude=None, longitude=None)
+    visit = Visit.objects.create(
+        voucher=voucher,
+        provider=staff.provider,
+        contract_item=contract_item,
+        service_item=item,
+        staff=staff,
+        device=device,
+        started_at=started_at,
+        increment_minutes=contract_item.visit_increment_minutes,
+        max_minutes=contract_item.visit_max_minutes,
+        deadline=started_at + dt.timedelta(minutes=contract_item.visit_max_minutes),
+        check_in_key=idempotency_key,
+        offline=offline,
+        latitude=location.latitude,
+        longitude=location.longitude,
+        location_accuracy=location.accuracy,
+    )
+    return VisitResult(visit=visit, replayed=False)
+
+
+def visit_quantity(*, minutes: float, increment_minutes: int, step: Decimal) -> Decimal:
+    """Hours billed for a visit of `minutes`: rounded to the nearest increment (halves up), then
+    down to the item's billing step. 0 when the visit was shorter than half an increment."""
+    increments = int(Decimal(str(minutes)) / increment_minutes + Decimal("0.5"))
+    hours = (Decimal(increments * increment_minutes) / 60).quantize(pricing.FEN)
+    return (hours // step) * step if step else hours
+
+
+def check_out(
+    *,
+    visit_id: int,
+    token: str,
+    idempotency_key: str,
+    staff,
+    device=None,
+    now: dt.datetime | None = None,
+    scanned_at: dt.datetime | None = None,
+    location: Location | None = None,
+    confirm_senior_share: Decimal | None = None,
+    from_scanner: bool = False,
+) -> RedeemResult:
+    """Close a visit at departure (签退), scanning the same card again, and record its priced
+    redemption: the length rounded to the item's increment, priced in the month of check-in with
+    the contract item of check-in, debited in the same transaction. A repeated key returns the
+    redemption. A visit past its maximum is closed as `overdue` (an exception for review) and
+    charges nothing. `from_scanner`: the senior's share must be confirmed, as in `redeem`.
+    Refuses: not_found (not this provider's visit), not_permitted (another staff member's),
+    invalid_token (a card that is not the visit's voucher), visit_closed,
+    visit_overdue, visit_too_short, confirmation_required, insufficient_balance, period_closed, and
+    the card's refusals."""
+    now = now or timezone.now()
+    parsed = parse_scanned_token(token)
+    _check_idempotency_key(idempotency_key)
+    _check_staff(staff)
+    ended_at, offline = service_time(scanned_at=scanned_at, now=now)
+    scope = _key_scope(staff=staff, device=device)
+    overdue = False
+    with transaction.atomic():
+        found = (
+            Visit.objects.filter(pk=visit_id, provider=staff.provider)
+            .values_list("voucher_id", flat=True)
+            .first()
+        )
+        if found is None:
+            raise VoucherError("not_found", _("No such visit."))
+        voucher = _lock_voucher(found)
+        visit = (
+            Visit.objects.select_for_update(of=("self",))
+            .select_related("contract_item__service_item")
+            .get(pk=visit_id)
+        )
+        replay = _replay(
+            scope=scope, idempotency_key=idempotency_key, expect={"voucher_id": visit.voucher_id}
+        )
+        if replay is not None:
+            _attempt(
+                action="check_out",
+                scanned=token,
+                outcome="replayed",
+                staff=staff,
+                device=device,
+                voucher_id=voucher.pk,
+            )
+            return replay
+        if visit.staff_id != staff.pk:
+            raise VoucherError("not_permitted", _("Only the staff member who checked in can check out."))
+        if parsed.voucher_id != visit.voucher_id:
+            raise VoucherError(
+                "invalid_token", _("This is not the card of the senior you checked in with: scan their card.")
+            )
+        if visit.status == Visit.Status.OVERDUE:
+            raise _overdue_error(visit)
+        if visit.status != Visit.Status.OPEN:
+            raise VoucherError("visit_closed", _("This visit was already checked out or cancelled."))
+        check_token_matches(voucher=voucher, parsed=parsed)
+        check_code_current(voucher=voucher, token_version=parsed.version, as_of=ended_at if offline else None)
+        if ended_at < visit.started_at:
+            raise VoucherError(
+                "invalid_input", _("The check-out time is before the check-in."), field="scanned_at"
+            )
+        minutes = (ended_at - visit.started_at).total_seconds() / 60
+        if ended_at > visit.deadline:
+            visit.status = Visit.Status.OVERDUE
+            visit.closed_at = now
+            visit.ended_at = ended_at
+            visit.close_reason = "checked out after the maximum"
+            visit.save(update_fields=["status", "closed_at", "ended_at", "close_reason"])
+            _attempt(
+                action="check_out",
+                scanned=token,
+                outcome="visit_overdue",
+                staff=staff,
+                device=device,
+                voucher_id=voucher.pk,
+            )
+            overdue = True
+        else:
+            result = _check_out_locked(
+                visit=visit,
+                voucher=voucher,
+                minutes=minutes,
+                staff=staff,
+                device=device,
+                ended_at=ended_at,
+                offline=offline,
+                idempotency_key=idempotency_key,
+                location=location,
+                confirm_senior_share=confirm_senior_share,
+                from_scanner=from_scanner,
+                scanned=token,
+            )
+            return result
+    if overdue:
+        raise _overdue_error(visit)
+    raise AssertionError("unreachable")
+
+
+def _overdue_error(visit: Visit) -> VoucherError:
+    return VoucherError(
+        "visit_overdue",
+        _(
+            "This visit was not checked out within %(hours)s hours, so it was closed as an exception and "
+            "nothing was charged. Tell your manager the real times."
+        ),
+        hours=f"{Decimal(visit.max_minutes) / 60:.1f}".rstrip("0").rstrip("."),
+    )
+
+
+def _check_out_locked(
+    *,
+    visit,
+    voucher,
+    minutes,
+    staff,
+    device,
+    ended_at,
+    offline,
+    idempotency_key,
+    location,
+    confirm_senior_share,
+    from_scanner,
+    scanned,
+) -> RedeemResult:
+    contract_item = visit.contract_item
+    item = contract_item.service_item
+    quantity = visit_quantity(
+        minutes=minutes, increment_minutes=visit.increment_minutes, step=item.quantity_step
+    )
+    if quantity <= 0:
+        raise VoucherError(
+            "visit_too_short",
+            _(
+                "The visit has lasted %(minutes)s minutes, less than half of the %(increment)s minutes billed at least. Check out later, or cancel the visit."
+            ),
+            minutes=int(minutes),
+            increment=visit.increment_minutes,
+        )
+    # Priced in the month of check-in, as of check-in: a visit across midnight or the month's end
+    # belongs to the day it began.
+    month = month_of(visit.started_at)
+    hold_month_for_write(month)
+    check_month_open(month=month)
+    check_voucher_usable(
+        voucher=voucher,
+        token_version=voucher.token_version,
+        today=local_date(visit.started_at),
+        as_of=visit.started_at,
+    )
+    split = _price(
+        voucher=voucher,
+        unit_price=contract_item.unit_price.amount,
+        quantity=quantity,
+        offline=offline,
+        confirm_senior_share=confirm_senior_share,
+        confirm=from_scanner,
+    )
+    arrival = Location(latitude=visit.latitude, longitude=visit.longitude, accuracy=visit.location_accuracy)
+    redemption = _insert_redemption(
+        voucher=voucher,
+        contract_item=contract_item,
+        staff=staff,
+        device=device,
+        quantity=quantity,
+        split=split,
+        served_at=visit.started_at,
+        offline=offline or visit.offline,
+        idempotency_key=idempotency_key,
+        location=arrival,
+        attempt=("check_out", scanned),
+        started_at=visit.started_at,
+        ended_at=ended_at,
+    )
+    departure = location or Location(latitude=None, longitude=None)
+    visit.status = Visit.Status.CLOSED
+    visit.ended_at = ended_at
+    visit.closed_at = timezone.now()
+    visit.redemption = redemption
+    visit.check_out_key = idempotency_key
+    visit.end_latitude, visit.end_longitude = departure.latitude, departure.longitude
+    visit.end_location_accuracy = departure.accuracy
+    visit.save()
+    return RedeemResult(redemption=redemption, replayed=False)
+
+
+@transaction.atomic
+def cancel_visit(*, visit_id: int, reason: str, staff, now: dt.datetime | None = None) -> Visit:
+    """Cancel an open visit (a mistaken check-in): closed with the reason, nothing charged.
+    Refuses not_found, not_permitted (another staff member's), invalid_input (no reason),
+    visit_closed."""
+    _check_staff(staff)
+    reason = " ".join((reason or "").split())
+    visit = Visit.objects.select_for_update().filter(pk=visit_id, provider=staff.provider).first()
+    if visit is None:
+        raise VoucherError("not_found", _("No such visit."))
+    if visit.staff_id != staff.pk:
+        raise VoucherError("not_permitted", _("Only the staff member who checked in can cancel the visit."))
+    if not reason:
+        raise VoucherError("invalid_input", _("Say why the visit is cancelled."), field="reason")
+    if visit.status != Visit.Status.OPEN:
+        raise VoucherError("visit_closed", _("This visit was already checked out or cancelled."))
+    visit.status = Visit.Status.CANCELLED
+    visit.closed_at = now or timezone.now()
+    visit.close_reason = reason[:200]
+    visit.save(update_fields=["status", "closed_at", "close_reason"])
+    return visit
+
+
+def close_overdue_visits(*, now: dt.datetime | None = None, staff=None) -> int:
+    """Close the visits left open past their maximum as `overdue` (an exception for review,
+    nothing charged): one UPDATE, run every few minutes by the schedule and before a check-in."""
+    now = now or timezone.now()
+    visits = Visit.objects.filter(status=Visit.Status.OPEN, deadline__lt=now)
+    if staff is not None:
+        visits = visits.filter(staff=staff)
+    return visits.update(status=Visit.Status.OVERDUE, closed_at=now, close_reason="not checked out in time")
 
 
 @transaction.atomic
@@ -424,18 +1099,17 @@ def void_redemption(
     )
 
 
-def record_scan_attempt(*, scanned: str, action: str, outcome: str, staff=None, device=None) -> None:
-    """Keep a row for every scan, refused ones included (its own small transaction)."""
-    parsed = tokens.parse_token(scanned)
-    ScanAttempt.objects.create(
-        device=device,
-        staff=staff,
-        voucher_id=parsed.voucher_id
-        if parsed and Voucher.objects.filter(pk=parsed.voucher_id).exists()
-        else None,
-        action=action,
-        outcome=outcome[:40],
-        scanned_hash=hashlib.sha256((scanned or "").encode()).hexdigest(),
+def record_scan_attempt(
+    *, scanned: str, action: str, outcome: str, staff=None, device=None, voucher_id: int | None = None
+) -> None:
+    """Keep a row for every scan, refused ones included (its own small transaction). The voucher
+    is the one `voucher_id` names, or else the one a genuine code names, if it exists."""
+    if voucher_id is None:
+        parsed = tokens.parse_token(scanned)
+        if parsed and Voucher.objects.filter(pk=parsed.voucher_id).exists():
+            voucher_id = parsed.voucher_id
+    _attempt(
+        action=action, scanned=scanned, outcome=outcome, staff=staff, device=device, voucher_id=voucher_id
     )
 
 

@@ -4,6 +4,7 @@ from celery import shared_task
 from django.utils import timezone
 
 from config.months import format_month, month_of, parse_month
+from vouchers import services
 from vouchers.services import issue_vouchers
 
 
@@ -16,3 +17,9 @@ def issue_vouchers_for_month(month: str) -> dict:
 @shared_task
 def issue_vouchers_for_current_month() -> dict:
     return issue_vouchers_for_month(format_month(month_of(timezone.now())))
+
+
+@shared_task
+def close_overdue_visits() -> int:
+    """Close the visits left open past their maximum as exceptions (nothing charged)."""
+    return services.close_overdue_visits()

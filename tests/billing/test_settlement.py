@@ -403,16 +403,19 @@ def test_a_write_that_checked_the_month_open_cannot_land_after_settlement(
     city = committed_city
     served = city.serve(tier="low_fee", day=10) if action == "void" else None
     checked, settled = threading.Event(), threading.Event()
-    original_check = vouchers.services.check_month_open
+    # A redeem checks the month with its contract item (one statement on PostgreSQL), a void alone.
+    check = "_open_month_contract_item" if action == "redeem" else "check_month_open"
+    original_check = getattr(vouchers.services, check)
     worker_ident = []
 
-    def check_then_pause(*, month):
-        original_check(month=month)
+    def check_then_pause(**kwargs):
+        found = original_check(**kwargs)
         if threading.get_ident() in worker_ident:
             checked.set()
             settled.wait(timeout=3)  # a settlement that is blocked by us never sets it
+        return found
 
-    monkeypatch.setattr(vouchers.services, "check_month_open", check_then_pause)
+    monkeypatch.setattr(vouchers.services, check, check_then_pause)
     outcome = []
 
     def write():

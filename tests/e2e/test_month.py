@@ -13,6 +13,7 @@ from rest_framework.test import APIClient
 
 from billing.models import Statement, StatementLine
 from config.months import SHANGHAI, next_month
+from tests.vouchers.conftest import scan_and_confirm
 from vouchers.models import Redemption, Voucher
 from vouchers.tokens import voucher_token
 
@@ -56,18 +57,22 @@ def test_the_whole_month_reconciles_from_scan_to_workbook(monkeypatch, tmp_path)
             assert offer.json()["code"] == "outside_service_area"
             continue
         item = offer.json()["service_items"][0]
-        quantity = "1.5" if item["unit"] == "hour" else "1"
+        token = voucher_token(voucher)
         for visit in range(2):
-            response = client.post(
-                "/api/v1/redemptions/",
-                {
-                    "token": voucher_token(voucher),
-                    "service_item": item["code"],
-                    "quantity": quantity,
-                    "idempotency_key": f"e2e-{voucher.pk}-{visit}",
-                },
-                format="json",
-            )
+            key = f"e2e-{voucher.pk}-{visit}"
+            if item["per_hour"]:  # checked in at the door, checked out an hour and a half later
+                opened = client.post(
+                    "/api/v1/visits/check-in/",
+                    {"token": token, "service_item": item["code"], "idempotency_key": f"{key}-in"},
+                    format="json",
+                )
+                assert opened.status_code == 201, opened.content
+                clock["now"] += dt.timedelta(minutes=90)
+                check_out = f"/api/v1/visits/{opened.json()['id']}/check-out/"
+                response = scan_and_confirm(client, {"token": token, "idempotency_key": key}, url=check_out)
+            else:
+                body = {"token": token, "service_item": item["code"], "quantity": "1", "idempotency_key": key}
+                response = scan_and_confirm(client, body)
             assert response.status_code == 201, response.content
             created.append(response.json())
         if len(created) >= 24:

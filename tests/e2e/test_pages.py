@@ -157,9 +157,10 @@ def expected_links(role: str) -> set[str]:
             "/providers/staff/",
             "/providers/devices/",
             "/providers/redemptions/",
+            "/scan/",
             "/api/docs/",
         },
-        "staff": {"/api/docs/"},
+        "staff": {"/scan/", "/api/docs/"},
         "finance": {*settlement, "/providers/"},
     }[role]
 

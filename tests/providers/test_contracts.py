@@ -3,7 +3,7 @@ of one provider never cover the same item in the same place at the same time. Th
 refuses it (`contract_overlap`, naming the other contract), for a region or one above or below
 it; the database refuses the same region, whoever writes (migration 0002's triggers, on
 PostgreSQL and SQLite). And billing increments are data: a scan's quantity is a multiple of its
-item's step."""
+item's step (for an item priced per hour, the visit's length at check-out is billed down to it)."""
 
 import datetime as dt
 import threading
@@ -30,7 +30,9 @@ from tests.factories import (
     ServiceItemFactory,
     make_community,
 )
-from tests.vouchers.conftest import NOW, build_world
+from tests.vouchers.conftest import NOW, build_world, check_in_and_out, scan_and_confirm
+from vouchers import services
+from vouchers.errors import VoucherError
 from vouchers.models import Redemption
 
 JAN_1, JUN_30, JUL_1, DEC_31 = (
@@ -434,26 +436,60 @@ def world(db, monkeypatch):
 
 
 def scan(world, *, item, quantity, key, language="zh-hans"):
+    """A scan with a quantity, the senior's share confirmed when asked (as the scanner does)."""
     body = {"token": world.token(), "service_item": item, "quantity": quantity, "idempotency_key": key}
-    return world.client(language).post("/api/v1/redemptions/", body, format="json")
+    return scan_and_confirm(world.client(language), body)
 
 
-def test_an_hourly_item_billed_by_the_half_hour_takes_half_hours_only(world):
+def record_hours(world, quantity, key):
+    """Hours recorded directly, as the demo's history and scripts do (not through the scanner)."""
+    return services.redeem(
+        token=world.token(),
+        service_item_code="cleaning",
+        quantity=quantity,
+        idempotency_key=key,
+        staff=world.staff,
+    )
+
+
+def rounded_to_quarter_hours(world):
+    ContractItem.objects.filter(contract=world.contract, service_item__code="cleaning").update(
+        visit_increment_minutes=15
+    )
+
+
+def test_an_hourly_item_billed_by_the_half_hour_takes_half_hours_only(world, monkeypatch):
     ServiceItem.objects.filter(code="cleaning").update(quantity_step=Decimal("0.5"))
+    rounded_to_quarter_hours(world)
 
-    half = scan(world, item="cleaning", quantity="0.5", key="scan-half-01")
-    quarter = scan(world, item="cleaning", quantity="1.25", key="scan-quar-01", language="en")
+    # At the door: a 30-minute visit bills half an hour, one of 75 minutes (1.25 h) an hour
+    half = check_in_and_out(world, monkeypatch, minutes=30, key="visit-half")
+    quarter = check_in_and_out(world, monkeypatch, minutes=75, key="visit-quar")
+    # Recorded directly, a quarter hour is refused with the item's step
+    assert record_hours(world, "0.5", "script-half").redemption.amount.amount == Decimal("20.00")
+    with translation.override("en"):
+        with pytest.raises(VoucherError) as refused:
+            record_hours(world, "1.25", "script-quar")
+        refused_detail = refused.value.detail
 
     assert half.status_code == 201, half.content
-    assert half.json()["amount"] == "20.00"
-    assert quarter.status_code == 400 and quarter.json()["code"] == "invalid_input"
-    assert quarter.json()["detail"] == "This service is counted in steps of 0.5 hour."
-    assert Redemption.objects.count() == 1
+    assert (half.json()["quantity"], half.json()["amount"]) == ("0.50", "20.00")
+    assert quarter.status_code == 201, quarter.content
+    assert (quarter.json()["quantity"], quarter.json()["amount"]) == ("1.00", "40.00")
+    assert refused.value.code == "invalid_input"
+    assert refused_detail == "This service is counted in steps of 0.5 hour."
+    assert Redemption.objects.count() == 3
 
 
-def test_hours_keep_todays_hundredths_unless_the_bureau_sets_a_step(world):
+def test_hours_keep_todays_hundredths_unless_the_bureau_sets_a_step(world, monkeypatch):
     assert ServiceItem.objects.get(code="cleaning").quantity_step == Decimal("0.01")
-    assert scan(world, item="cleaning", quantity="1.25", key="scan-hund-01").status_code == 201
+    rounded_to_quarter_hours(world)
+
+    visit = check_in_and_out(world, monkeypatch, minutes=75)
+
+    assert visit.status_code == 201, visit.content
+    assert (visit.json()["quantity"], visit.json()["amount"]) == ("1.25", "50.00")
+    assert record_hours(world, "1.25", "script-hund").redemption.quantity == Decimal("1.25")
 
 
 def test_meals_and_visits_are_counted_whole(world):

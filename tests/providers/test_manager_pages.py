@@ -29,7 +29,7 @@ from providers.services import register_device, revoke_team_device, set_staff_ac
 from tests.e2e.conftest import PASSWORD, make_user
 from tests.factories import ProviderFactory, StaffMemberFactory, make_community
 from tests.vouchers import conftest as voucher_world
-from tests.vouchers.conftest import MONTH, NOW
+from tests.vouchers.conftest import MONTH, NOW, scan_and_confirm
 from vouchers.models import Redemption, Voucher
 from vouchers.services import issue_vouchers, redeem, void_redemption
 from vouchers.tokens import voucher_token
@@ -57,7 +57,7 @@ def code_of(response) -> tuple[int, str]:
     return response.status_code, response.json().get("code", "")
 
 
-def redeem_body(token, *, item="cleaning", quantity="1.5"):
+def redeem_body(token, *, item="meal", quantity="1"):
     return {"token": token, "service_item": item, "quantity": quantity, "idempotency_key": uuid.uuid4().hex}
 
 
@@ -260,9 +260,8 @@ def test_a_manager_adds_a_staff_member_who_can_then_sign_a_phone_in(client, team
         format="json",
     )
     assert signed.status_code == 201, signed.content
-    assert api(signed.json()["token"]).post(VERIFY, {"token": "garbage"}, format="json").json()["code"] == (
-        "invalid_token"
-    )
+    scanned = api(signed.json()["token"]).post(VERIFY, {"token": "not-a-voucher-code"}, format="json")
+    assert scanned.json()["code"] == "invalid_token"
     # But they see no team page
     signed_in(client, member.user)
     assert client.get(team.url("team-staff")).status_code == 403
@@ -317,7 +316,7 @@ def test_the_same_employee_number_is_fine_at_another_provider(client, team):
 
 def test_deactivating_stops_their_scans_voids_and_pages_at_once(client, team, world):
     # Given a service the staff member recorded, and the staff member signed in to the pages too
-    created = api(team.token).post(REDEEM, redeem_body(world.token()), format="json")
+    created = scan_and_confirm(api(team.token), redeem_body(world.token()))
     assert created.status_code == 201
     staff_browser = signed_in(client.__class__(), team.staff.user)
     assert staff_browser.get("/").status_code == 200

@@ -24,7 +24,7 @@ from providers.services import (
 )
 from tests.e2e.conftest import make_user
 from tests.factories import ProviderFactory, StaffMemberFactory, make_community, make_priced_contract
-from tests.vouchers.conftest import NOW, build_world
+from tests.vouchers.conftest import NOW, build_world, check_in_and_out, scan_and_confirm
 from vouchers.models import Redemption
 
 
@@ -224,8 +224,9 @@ def world(db, monkeypatch):
 
 
 def scan(world, key):
-    body = {"token": world.token(), "service_item": "cleaning", "quantity": "1", "idempotency_key": key}
-    return world.client().post("/api/v1/redemptions/", body, format="json")
+    """A meal for the low-fee senior, recorded as the scanner does (confirming the senior's share)."""
+    body = {"token": world.token(), "service_item": "meal", "quantity": "1", "idempotency_key": key}
+    return scan_and_confirm(world.client(), body)
 
 
 def test_a_suspended_providers_staff_can_neither_scan_nor_void_with_the_token_they_hold(world, bureau):
@@ -387,7 +388,7 @@ def test_the_contract_period_is_shown_with_its_area(client, bureau, provider):
     assert contract.service_area.get().name in page
 
 
-def test_an_items_unit_cannot_change_once_services_were_recorded_in_it(world):
+def test_an_items_unit_cannot_change_once_services_were_recorded_in_it(world, monkeypatch):
     from providers.errors import ProviderError
     from providers.services import save_service_item
 
@@ -395,7 +396,7 @@ def test_an_items_unit_cannot_change_once_services_were_recorded_in_it(world):
     cleaning = ServiceItem.objects.get(code="cleaning")
     values = {"name": cleaning.name, "category": cleaning.category, "quantity_step": "0.5"}
     save_service_item(by=bureau, service_item=cleaning, unit="hour", **values)  # the same unit: fine
-    assert scan(world, "unit-0001").status_code == 201
+    assert check_in_and_out(world, monkeypatch, minutes=60).status_code == 201  # an hour of cleaning
 
     with pytest.raises(ProviderError) as refused:
         save_service_item(by=bureau, service_item=cleaning, unit="visit", **values)

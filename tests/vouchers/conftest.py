@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 import pytest
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from eligibility.models import Region
@@ -24,6 +25,8 @@ from vouchers.tokens import voucher_token
 # A fixed "now" in the middle of a month, Asia/Shanghai.
 NOW = dt.datetime(2026, 11, 16, 10, 0, tzinfo=dt.timezone(dt.timedelta(hours=8)))
 MONTH = dt.date(2026, 11, 1)
+REDEEM = "/api/v1/redemptions/"
+CHECK_IN = "/api/v1/visits/check-in/"
 
 
 @dataclass
@@ -93,3 +96,37 @@ def world(db, monkeypatch) -> World:
 
 def balance_of(voucher) -> Decimal:
     return Voucher.objects.get(pk=voucher.pk).balance.amount
+
+
+def scan_and_confirm(client, body, url=REDEEM):
+    """Send a recording scan as the scanner does: when the senior pays a share (409
+    `confirmation_required`), the staff member confirms the quoted share and the same request
+    goes again with `confirm_senior_share`. Returns the final response, with the quote asked
+    for, if one was, as `response.quote` (None otherwise)."""
+    response = client.post(url, body, format="json")
+    quote = None
+    if response.status_code == 409 and response.json().get("code") == "confirmation_required":
+        quote = response.json()["quote"]
+        response = client.post(url, {**body, "confirm_senior_share": quote["senior_share"]}, format="json")
+    response.quote = quote
+    return response
+
+
+def check_in_and_out(world, monkeypatch, *, minutes, tier="low_fee", item="cleaning", key="visit-0001"):
+    """An item priced per hour as the scanner records it: check in at the senior's door now,
+    then, `minutes` later (the clock is left there), check out scanning the card again,
+    confirming the senior's share if asked. Returns the check-out's response."""
+    client = world.client()
+    checked_in = client.post(
+        CHECK_IN,
+        {"token": world.token(tier), "service_item": item, "idempotency_key": f"{key}-in"},
+        format="json",
+    )
+    assert checked_in.status_code == 201, checked_in.content
+    departure = timezone.now() + dt.timedelta(minutes=minutes)
+    monkeypatch.setattr("django.utils.timezone.now", lambda: departure)
+    return scan_and_confirm(
+        client,
+        {"token": world.token(tier), "idempotency_key": f"{key}-out"},
+        url=f"/api/v1/visits/{checked_in.json()['id']}/check-out/",
+    )

@@ -1,4 +1,6 @@
-"""The scanner API of DESIGN.md §5, through HTTP: every refusal is JSON {code, detail}."""
+"""The scanner API of DESIGN.md §5, through HTTP: every refusal is JSON {code, detail}. A service
+of which the senior pays a share is recorded once the staff member confirms the quoted share
+(`scan_and_confirm`); items priced per hour go through check-in and check-out instead."""
 
 import datetime as dt
 import uuid
@@ -10,7 +12,8 @@ from rest_framework.test import APIClient
 
 from providers.models import ServiceItem
 from tests.factories import ContractItemFactory, ServiceItemFactory, UserFactory
-from tests.vouchers.conftest import MONTH, balance_of
+from tests.vouchers.conftest import MONTH, balance_of, scan_and_confirm
+from vouchers import services
 from vouchers.models import ClosedMonth, Redemption, ScanAttempt, Voucher
 from vouchers.tokens import make_token
 
@@ -18,7 +21,7 @@ REDEEM = "/api/v1/redemptions/"
 VERIFY = "/api/v1/vouchers/verify/"
 
 
-def redeem_body(token, *, item="cleaning", quantity="1.5", key="scan-0000001"):
+def redeem_body(token, *, item="meal", quantity="2", key="scan-0000001"):
     return {"token": token, "service_item": item, "quantity": quantity, "idempotency_key": key}
 
 
@@ -114,45 +117,99 @@ def test_verify_accepts_the_senior_page_url_the_qr_encodes(world):
 # --- redeem -------------------------------------------------------------------------------------
 
 
+def quote_of(*, amount, government, senior, remaining, shortfall="0.00") -> dict:
+    return {
+        "amount": amount,
+        "government_share": government,
+        "senior_share": senior,
+        "remaining_balance": remaining,
+        "shortfall": shortfall,
+    }
+
+
 def test_redeem_prices_the_service_and_debits_the_balance(world):
-    response = world.client().post(REDEEM, redeem_body(world.token("low_fee")), format="json")
+    # Two meals at ¥15 for the low-fee senior: the voucher pays 70 %, he pays ¥9.00 once asked
+    response = scan_and_confirm(world.client(), redeem_body(world.token("low_fee")))
+    assert response.quote == quote_of(amount="30.00", government="21.00", senior="9.00", remaining="179.00")
     assert response.status_code == 201, response.content
     body = response.json()
-    assert (body["amount"], body["government_share"], body["senior_share"]) == ("60.00", "42.00", "18.00")
-    assert body["remaining_balance"] == "158.00"
-    assert balance_of(world.vouchers["low_fee"]) == Decimal("158.00")
+    assert (body["amount"], body["government_share"], body["senior_share"]) == ("30.00", "21.00", "9.00")
+    assert body["remaining_balance"] == "179.00"
+    assert balance_of(world.vouchers["low_fee"]) == Decimal("179.00")
+
+
+def test_a_senior_share_is_recorded_only_once_that_exact_amount_is_confirmed(world):
+    # Asked, nothing is recorded yet
+    asked = assert_refused(
+        world.client().post(REDEEM, redeem_body(world.token()), format="json"), 409, "confirmation_required"
+    )
+    assert asked["quote"]["senior_share"] == "9.00"
+    # A confirmation of another amount (the quote changed, or a wrong figure) is asked again
+    wrong = {**redeem_body(world.token()), "confirm_senior_share": "8.00"}
+    assert_refused(world.client().post(REDEEM, wrong, format="json"), 409, "confirmation_required")
+    assert Redemption.objects.count() == 0
+    assert balance_of(world.vouchers["low_fee"]) == Decimal("200.00")
+    # A senior who pays nothing is never asked
+    free = world.client().post(
+        REDEEM, redeem_body(world.token("subsidized"), key="scan-0000002"), format="json"
+    )
+    assert free.status_code == 201, free.content
+    assert free.json()["senior_share"] == "0.00"
+
+
+def test_an_item_priced_per_hour_goes_through_check_in_not_a_quantity(world):
+    response = world.client().post(
+        REDEEM, redeem_body(world.token("subsidized"), item="cleaning", quantity="1.5"), format="json"
+    )
+    assert_refused(response, 409, "use_check_in")
+    assert Redemption.objects.count() == 0
+    assert balance_of(world.vouchers["subsidized"]) == Decimal("300.00")
+    # Recorded directly (the demo's history, scripts), a per-hour quantity is still taken
+    recorded = services.redeem(
+        token=world.token("subsidized"),
+        service_item_code="cleaning",
+        quantity="1.5",
+        idempotency_key="script-0000001",
+        staff=world.staff,
+    )
+    assert recorded.redemption.amount.amount == Decimal("60.00")
 
 
 def test_repeating_an_idempotency_key_returns_the_same_redemption(world):
-    first = world.client().post(REDEEM, redeem_body(world.token()), format="json")
-    again = world.client().post(REDEEM, redeem_body(world.token()), format="json")
+    first = scan_and_confirm(world.client(), redeem_body(world.token()))
+    again = scan_and_confirm(world.client(), redeem_body(world.token()))
     assert first.status_code == 201 and again.status_code == 200
+    assert again.quote is None  # a replay is answered at once, not asked again
     assert again.json()["id"] == first.json()["id"]
     assert Redemption.objects.count() == 1
-    assert balance_of(world.vouchers["low_fee"]) == Decimal("158.00")
-    different = world.client().post(REDEEM, redeem_body(world.token(), quantity="2"), format="json")
+    assert balance_of(world.vouchers["low_fee"]) == Decimal("179.00")
+    different = world.client().post(REDEEM, redeem_body(world.token(), quantity="3"), format="json")
     assert_refused(different, 409, "idempotency_conflict")
 
 
 def test_a_short_balance_is_paid_by_the_senior_at_the_contract_price(world):
     voucher = world.vouchers["subsidized"]
     Voucher.objects.filter(pk=voucher.pk).update(balance=Decimal("10.00"))
-    body = (
-        world.client()
-        .post(REDEEM, redeem_body(world.token("subsidized"), quantity="1"), format="json")
-        .json()
+    response = scan_and_confirm(world.client(), redeem_body(world.token("subsidized")))
+    # The subsidized tier pays nothing itself: all ¥20.00 the senior pays is the balance's shortfall
+    assert response.quote == quote_of(
+        amount="30.00", government="10.00", senior="20.00", remaining="0.00", shortfall="20.00"
     )
-    assert (body["amount"], body["government_share"], body["senior_share"]) == ("40.00", "10.00", "30.00")
+    body = response.json()
+    assert (body["amount"], body["government_share"], body["senior_share"]) == ("30.00", "10.00", "20.00")
     assert body["remaining_balance"] == "0.00"
 
 
 def test_paid_tier_pays_everything_and_still_records_the_service(world):
-    body = world.client().post(REDEEM, redeem_body(world.token("paid"), quantity="2"), format="json").json()
-    assert (body["amount"], body["government_share"], body["senior_share"]) == ("80.00", "0.00", "80.00")
+    response = scan_and_confirm(world.client(), redeem_body(world.token("paid"), quantity="4"))
+    assert response.quote == quote_of(amount="60.00", government="0.00", senior="60.00", remaining="0.00")
+    body = response.json()
+    assert response.status_code == 201, response.content
+    assert (body["amount"], body["government_share"], body["senior_share"]) == ("60.00", "0.00", "60.00")
 
 
 def test_redemptions_list_shows_the_devices_own_history(world):
-    world.client().post(REDEEM, redeem_body(world.token()), format="json")
+    scan_and_confirm(world.client(), redeem_body(world.token()))
     rows = world.client().get(REDEEM).json()
     assert len(rows) == 1 and rows[0]["masked_name"] == "李*国" and rows[0]["voided"] is False
 
@@ -266,17 +323,17 @@ def test_whole_units_cannot_be_split(world):
 
 
 def test_void_credits_the_government_share_back_once(world):
-    created = world.client().post(REDEEM, redeem_body(world.token()), format="json").json()
+    created = scan_and_confirm(world.client(), redeem_body(world.token())).json()
     url = f"/api/v1/redemptions/{created['id']}/void/"
     response = world.client().post(url, {"reason": "扫错了 / scanned the wrong senior"}, format="json")
     assert response.status_code == 200
-    assert response.json()["credited_back"] == "42.00" and response.json()["remaining_balance"] == "200.00"
+    assert response.json()["credited_back"] == "21.00" and response.json()["remaining_balance"] == "200.00"
     assert_refused(world.client().post(url, {"reason": "again"}, format="json"), 409, "already_voided")
     assert balance_of(world.vouchers["low_fee"]) == Decimal("200.00")
 
 
 def test_void_needs_a_reason_and_an_existing_redemption(world):
-    created = world.client().post(REDEEM, redeem_body(world.token()), format="json").json()
+    created = scan_and_confirm(world.client(), redeem_body(world.token())).json()
     url = f"/api/v1/redemptions/{created['id']}/void/"
     assert_refused(world.client().post(url, {"reason": "  "}, format="json"), 400, "invalid_input")
     assert_refused(
@@ -287,7 +344,7 @@ def test_void_needs_a_reason_and_an_existing_redemption(world):
 
 
 def test_void_by_another_provider_is_not_permitted(world):
-    created = world.client().post(REDEEM, redeem_body(world.token()), format="json").json()
+    created = scan_and_confirm(world.client(), redeem_body(world.token())).json()
     from providers.services import register_device
     from tests.factories import StaffMemberFactory
 
@@ -301,7 +358,7 @@ def test_void_by_another_provider_is_not_permitted(world):
 
 def test_a_suspended_providers_staff_can_neither_scan_nor_void(world):
     # Given a service recorded, and then the provider suspended by the bureau
-    created = world.client().post(REDEEM, redeem_body(world.token()), format="json").json()
+    created = scan_and_confirm(world.client(), redeem_body(world.token())).json()
     world.staff.provider.__class__.objects.filter(pk=world.staff.provider_id).update(is_active=False)
 
     # Then the same device's void and scans are refused at once, and nothing changes
@@ -313,7 +370,7 @@ def test_a_suspended_providers_staff_can_neither_scan_nor_void(world):
 
 
 def test_bureau_user_with_the_permission_may_void(world):
-    created = world.client().post(REDEEM, redeem_body(world.token()), format="json").json()
+    created = scan_and_confirm(world.client(), redeem_body(world.token())).json()
     officer = UserFactory(username="bureau-officer")
     officer.user_permissions.add(Permission.objects.get(codename="add_redemptionvoid"))
     client = APIClient()
@@ -325,7 +382,7 @@ def test_bureau_user_with_the_permission_may_void(world):
 
 
 def test_void_in_a_settled_month_is_refused(world):
-    created = world.client().post(REDEEM, redeem_body(world.token()), format="json").json()
+    created = scan_and_confirm(world.client(), redeem_body(world.token())).json()
     ClosedMonth.objects.create(month=MONTH)
     response = world.client().post(
         f"/api/v1/redemptions/{created['id']}/void/", {"reason": "late"}, format="json"
@@ -337,8 +394,8 @@ def test_void_in_a_settled_month_is_refused(world):
 
 
 def test_messages_follow_accept_language(world):
-    zh = world.client("zh-hans").post(REDEEM, redeem_body("garbage"), format="json").json()
-    en = world.client("en").post(REDEEM, redeem_body("garbage"), format="json").json()
+    zh = world.client("zh-hans").post(REDEEM, redeem_body("not-a-voucher-code"), format="json").json()
+    en = world.client("en").post(REDEEM, redeem_body("not-a-voucher-code"), format="json").json()
     assert zh["code"] == en["code"] == "invalid_token"
     assert en["detail"] == "This code is not a valid voucher code."
     assert zh["detail"] != en["detail"] and any("\u4e00" <= ch <= "\u9fff" for ch in zh["detail"])
@@ -357,9 +414,11 @@ def test_second_contract_item_for_same_service_uses_the_newest_contract(world):
     newer = ContractFactory(
         provider=world.contract.provider, starts_on=dt.date(2026, 1, 1), area=[world.community]
     )
-    ContractItemFactory(contract=newer, service_item=ServiceItemFactory(), unit_price="50.00")
-    body = world.client().post(REDEEM, redeem_body(world.token(), quantity="1"), format="json").json()
-    assert body["unit_price"] == "50.00"
+    meal = ServiceItem.objects.get(code="meal")
+    ContractItemFactory(contract=newer, service_item=meal, unit_price="18.00")
+    response = scan_and_confirm(world.client(), redeem_body(world.token(), quantity="1"))
+    assert response.quote["amount"] == "18.00"
+    assert response.json()["unit_price"] == "18.00"
 
 
 def test_sign_in_is_limited_per_username_whatever_the_address(world, monkeypatch):
@@ -377,17 +436,18 @@ def test_sign_in_is_limited_per_username_whatever_the_address(world, monkeypatch
 
 
 def test_accepted_scans_are_recorded_too(world):
-    world.client().post(VERIFY, {"token": world.token()}, format="json")
-    world.client().post(REDEEM, redeem_body(world.token()), format="json")
-    world.client().post(REDEEM, redeem_body(world.token()), format="json")
+    # (the subsidized senior pays nothing: no confirmation between the scans)
+    world.client().post(VERIFY, {"token": world.token("subsidized")}, format="json")
+    world.client().post(REDEEM, redeem_body(world.token("subsidized")), format="json")
+    world.client().post(REDEEM, redeem_body(world.token("subsidized")), format="json")
     outcomes = sorted(ScanAttempt.objects.values_list("action", "outcome"))
     assert outcomes == [("redeem", "ok"), ("redeem", "replayed"), ("verify", "ok")]
     assert all(attempt.device_id == world.device.pk for attempt in ScanAttempt.objects.all())
 
 
 def test_a_post_without_the_trailing_slash_still_records_the_scan(world):
-    response = world.client().post(REDEEM.rstrip("/"), redeem_body(world.token()), format="json")
-    assert response.status_code == 201
+    response = scan_and_confirm(world.client(), redeem_body(world.token()), url=REDEEM.rstrip("/"))
+    assert response.status_code == 201 and response.quote is not None
     assert Redemption.objects.count() == 1
 
 

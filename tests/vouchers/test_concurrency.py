@@ -143,3 +143,91 @@ def test_settling_a_month_holds_back_its_writers_but_not_the_current_months(tran
     finally:
         release.set()
         thread.join(timeout=10)
+
+
+def test_thirty_two_phones_fifty_scans_each_over_ten_vouchers(committed_world):
+    """32 threads × 50 redemptions over 10 vouchers, with keys that repeat on a device (retries)
+    and across devices (two phones picking the same key): no balance below zero, no key on a
+    device recorded twice, every voucher's ledger equal to its debits."""
+    import random
+
+    from eligibility.services import evaluate_eligibility, register_senior
+    from providers.services import register_device
+    from tests.factories import StaffMemberFactory, make_id_card_number
+    from tests.vouchers.conftest import MONTH
+    from vouchers.errors import VoucherError
+    from vouchers.services import issue_vouchers
+    from vouchers.tokens import voucher_token
+
+    world = committed_world
+    for i in range(7):  # with the world's three in this community: ten
+        register_senior(
+            id_card_number=make_id_card_number(birth_date=dt.date(1941, 1, 1 + i)),
+            name=f"孙{i}",
+            community=world.community,
+            three_no=True,
+        )
+    evaluate_eligibility(as_of=MONTH)
+    issue_vouchers(period=MONTH, now=NOW)
+    vouchers = list(
+        Voucher.objects.filter(period=MONTH, senior__community=world.community).order_by("id")[:10]
+    )
+    assert len(vouchers) == 10
+    tokens = [voucher_token(v) for v in vouchers]
+    second_staff = StaffMemberFactory(provider=world.contract.provider)
+    devices = [world.device] + [
+        register_device(user=staff.user, name=f"phone {n}")[0]
+        for n, staff in enumerate([world.staff, second_staff, second_staff])
+    ]
+    threads, per_thread = 32, 50
+    outcomes = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(threads)
+
+    def phone(i):
+        rng = random.Random(i)
+        device = devices[i % len(devices)]
+        try:
+            barrier.wait(timeout=30)
+            for n in range(per_thread):
+                # Every fifth scan retries an earlier key of this thread; keys of thread i and
+                # i+4 (other devices) collide on purpose.
+                key = f"k-{i % 16:02d}-{rng.randrange(n) if n and n % 5 == 0 else n:03d}"
+                voucher = rng.randrange(10)
+                try:
+                    result = redeem(
+                        token=tokens[voucher],
+                        service_item_code="meal",
+                        quantity=Decimal("1"),
+                        idempotency_key=f"{key}-{voucher}",
+                        staff=device.staff,
+                        device=device,
+                        from_scanner=True,
+                    )
+                    outcome = ("replayed" if result.replayed else "ok", device.pk, f"{key}-{voucher}")
+                except VoucherError as error:
+                    outcome = (error.code, device.pk, f"{key}-{voucher}")
+                with lock:
+                    outcomes.append(outcome)
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        list(pool.map(phone, range(threads)))
+
+    assert len(outcomes) == threads * per_thread
+    codes = {code for code, *_ in outcomes}
+    # records, retries answered from the first record, and (balances spent, or a tier's share)
+    # scans that wait for the senior to agree
+    assert codes == {"ok", "replayed", "confirmation_required"}, codes
+    recorded = Redemption.objects.filter(voucher__in=vouchers)
+    assert recorded.count() == sum(code == "ok" for code, *_ in outcomes)
+    pairs = list(recorded.values_list("device_id", "idempotency_key"))
+    assert len(pairs) == len(set(pairs))
+    for voucher in vouchers:
+        voucher.refresh_from_db()
+        debited = recorded.filter(voucher=voucher).aggregate(gov=Sum("government_share"))["gov"] or Decimal(
+            "0"
+        )
+        assert voucher.balance.amount >= 0
+        assert voucher.face_value.amount - voucher.balance.amount == debited

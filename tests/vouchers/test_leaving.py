@@ -6,7 +6,7 @@ import pytest
 
 from eligibility.models import Determination
 from eligibility.services import change_senior_status, evaluate_eligibility
-from tests.vouchers.conftest import MONTH, NOW
+from tests.vouchers.conftest import MONTH, NOW, scan_and_confirm
 from tests.vouchers.test_api import REDEEM, assert_refused, redeem_body
 from vouchers.models import Redemption, Voucher
 from vouchers.services import issue_vouchers
@@ -19,7 +19,7 @@ def test_leaving_revokes_the_current_voucher_and_the_next_month_issues_none(worl
     # Given 李建国's voucher for this month, which scans
     voucher = world.vouchers["low_fee"]
     senior = voucher.senior
-    assert world.client().post(REDEEM, redeem_body(world.token()), format="json").status_code == 201
+    assert scan_and_confirm(world.client(), redeem_body(world.token())).status_code == 201
 
     # When the worker records that he died (or moved out) yesterday
     change_senior_status(senior=senior, status=status, on=NOW.date() - dt.timedelta(days=1), by=None)

@@ -6,6 +6,7 @@ import datetime as dt
 
 from rest_framework.test import APIClient
 
+from tests.vouchers.conftest import scan_and_confirm
 from tests.vouchers.test_api import REDEEM, VERIFY, assert_refused, redeem_body
 from tests.vouchers.test_reissue import REVOCATIONS, user_with_role
 from vouchers import offline_tokens
@@ -85,7 +86,7 @@ def test_a_card_printed_before_the_switch_still_redeems_until_it_is_replaced(wor
     voucher = world.vouchers["low_fee"]
     legacy = make_legacy_token(voucher_id=voucher.pk, version=voucher.token_version)
     assert world.client().post(VERIFY, {"token": legacy}, format="json").status_code == 200
-    assert world.client().post(REDEEM, redeem_body(legacy), format="json").status_code == 201
+    assert scan_and_confirm(world.client(), redeem_body(legacy)).status_code == 201
 
     worker = user_with_role("community-worker", "worker", world.community)
     reissue_voucher(voucher_id=voucher.pk, reason="遗失", by=worker)

@@ -631,10 +631,11 @@ def test_one_service_reported_from_ten_phones_at_once_is_one_dispute(transaction
 def test_a_dispute_sent_without_its_security_cookie_gets_a_plain_page_and_records_nothing(world):
     from django.test import Client
 
-    from tests.vouchers.test_api import REDEEM, redeem_body
+    from tests.vouchers.conftest import scan_and_confirm
+    from tests.vouchers.test_api import redeem_body
     from vouchers.models import Dispute
 
-    served = world.client().post(REDEEM, redeem_body(world.token()), format="json").json()
+    served = scan_and_confirm(world.client(), redeem_body(world.token())).json()
     browser = Client(enforce_csrf_checks=True)
     # Everything a confirmed dispute sends, except the security token
     response = browser.post(f"/v/{world.token()}/dispute/", {"service": served["id"], "confirm": "1"})
