@@ -102,6 +102,12 @@ if REDIS_URL:
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env("CACHE_KEY_PREFIX", default="homecare"),
+            # Redis is a helper (rate limits, counters): a hung one must not hang a scan. Its
+            # users fail open when a call fails, which these make happen within a fraction of a second.
+            "OPTIONS": {
+                "socket_connect_timeout": env.float("REDIS_CONNECT_TIMEOUT", default=0.3),
+                "socket_timeout": env.float("REDIS_TIMEOUT", default=0.3),
+            },
         }
     }
 else:

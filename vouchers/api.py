@@ -72,7 +72,7 @@ def token_field():
 
 
 def idempotency_key_field(
-    help_text="8-64 letters, digits or _ . : -; unique on this device: a repeat returns the first result",
+    help_text="8-64 letters, digits or _ . : -; unique per staff member (all their phones): a repeat returns the first result",
 ):
     return serializers.RegexField(
         services.IDEMPOTENCY_KEY.pattern, min_length=8, max_length=64, help_text=help_text
@@ -379,7 +379,7 @@ class RedemptionsView(ScanView):
     @extend_schema(
         request=RedeemRequestSerializer,
         responses={201: RedeemResponseSerializer, 200: RedeemResponseSerializer, **ERRORS},
-        summary="Redeem a voucher (idempotent per idempotency_key on this device)",
+        summary="Redeem a voucher (idempotent per idempotency_key of the staff member)",
         description="409 confirmation_required carries a `quote` to confirm with `confirm_senior_share`.",
     )
     def post(self, request):

@@ -228,7 +228,7 @@ class Redemption(models.Model):
     location_accuracy = models.PositiveIntegerField(_("location accuracy (m)"), null=True, blank=True)
     # Scanned while the phone was offline and sent later: priced as of `served_at`, the phone's time.
     offline = models.BooleanField(_("recorded offline"), default=False)
-    # Unique per device (per staff member without one): two phones never share a key's space.
+    # Unique per staff member: two people's phones never share a key's space.
     idempotency_key = models.CharField(max_length=64)
 
     class Meta:
@@ -236,16 +236,9 @@ class Redemption(models.Model):
         verbose_name = _("redemption")
         verbose_name_plural = _("redemptions")
         constraints = [
-            models.UniqueConstraint(
-                fields=["device", "idempotency_key"],
-                condition=Q(device__isnull=False),
-                name="redemption_idempotency_per_device",
-            ),
-            models.UniqueConstraint(
-                fields=["staff", "idempotency_key"],
-                condition=Q(device__isnull=True),
-                name="redemption_idempotency_per_staff",
-            ),
+            # A key is the staff member's own, on all their phones: a phone signed in again
+            # (a new device) resends its queue under the same keys and is answered from the record.
+            models.UniqueConstraint(fields=["staff", "idempotency_key"], name="redemption_idempotency_per_staff"),
             models.CheckConstraint(
                 condition=Q(ended_at__isnull=True)
                 | Q(started_at__isnull=False, ended_at__gte=F("started_at")),
@@ -359,16 +352,7 @@ class Visit(models.Model):
             models.UniqueConstraint(
                 fields=["staff"], condition=Q(status="open"), name="visit_one_open_per_staff"
             ),
-            models.UniqueConstraint(
-                fields=["device", "check_in_key"],
-                condition=Q(device__isnull=False),
-                name="visit_check_in_key_per_device",
-            ),
-            models.UniqueConstraint(
-                fields=["staff", "check_in_key"],
-                condition=Q(device__isnull=True),
-                name="visit_check_in_key_per_staff",
-            ),
+            models.UniqueConstraint(fields=["staff", "check_in_key"], name="visit_check_in_key_per_staff"),
             models.CheckConstraint(
                 condition=Q(status__in=["open", "closed", "overdue", "cancelled"]), name="visit_status_valid"
             ),

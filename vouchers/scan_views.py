@@ -126,6 +126,7 @@ TEXT = {
     "dismiss": _("Dismiss"),
     "upload_now": _("Upload now"),
     "unknown_outcome": _("Result unknown: kept, and it will be sent again by itself."),
+    "other_account": _("Recorded by %(name)s: it is sent when %(name)s signs in on this phone again."),
     # This phone's recent services
     "recent_title": _("Recent services from this phone"),
     "recent_none": _("None yet."),

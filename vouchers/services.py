@@ -268,9 +268,22 @@ def _check_staff(staff) -> None:
 
 
 def _key_scope(*, staff, device) -> dict:
-    """Idempotency keys are the device's own (the staff member's, for a browser without one):
-    two phones that pick the same key record two services."""
-    return {"device": device} if device is not None else {"staff": staff, "device__isnull": True}
+    """Idempotency keys are the staff member's own, on every phone of theirs: two people who
+    pick the same key record two services, and a phone signed in again (a new device) that
+    resends its queue is answered from the records its first sign-in made."""
+    return {"staff": staff}
+
+
+def _service_time_or_replay(*, scanned_at, now, replay):
+    """`service_time`, unless its refusal (a late or ahead time) is for a request already
+    recorded: a repeat is answered with its record, whenever it comes (`replay()`)."""
+    try:
+        return service_time(scanned_at=scanned_at, now=now), None
+    except VoucherError:
+        found = replay()
+        if found is None:
+            raise
+        return (None, None), found
 
 
 def service_time(*, scanned_at: dt.datetime | None, now: dt.datetime) -> tuple[dt.datetime, bool]:
@@ -360,6 +373,25 @@ def _check_quantity_step(*, quantity: Decimal, item) -> None:
 
 def _money_text(value: Decimal) -> str:
     return f"{value:.2f}"
+
+
+def _check_not_carried_over(voucher: Voucher) -> None:
+    """A service of a month that is over (scanned offline, or a visit that began then) is paid
+    from that month's voucher only while its unused balance is still there: once carried over
+    to the next month's voucher it must not be spent twice."""
+    if voucher.period >= month_of(timezone.now()):
+        return
+    if Voucher.objects.filter(
+        senior_id=voucher.senior_id, period=next_month(voucher.period), carried_over_at__isnull=False
+    ).exists():
+        raise VoucherError(
+            "voucher_expired",
+            _(
+                "The month of this voucher (%(month)s) is over and its unused balance has moved to the "
+                "next month's voucher: this service can no longer be paid from it. Tell your manager."
+            ),
+            month=f"{voucher.period:%Y-%m}",
+        )
 
 
 def _price(
@@ -536,9 +568,15 @@ def redeem(
     quantity = _parse_quantity(quantity)
     _check_idempotency_key(idempotency_key)
     _check_staff(staff)
-    served_at, offline = service_time(scanned_at=scanned_at, now=now)
     scope = _key_scope(staff=staff, device=device)
     expect = {"voucher_id": parsed.voucher_id, "service_item__code": service_item_code, "quantity": quantity}
+    (served_at, offline), earlier = _service_time_or_replay(
+        scanned_at=scanned_at,
+        now=now,
+        replay=lambda: _replay(scope=scope, idempotency_key=idempotency_key, expect=expect),
+    )
+    if earlier is not None:
+        return earlier
     try:
         with transaction.atomic():
             voucher = _lock_voucher(parsed.voucher_id)
@@ -629,6 +667,7 @@ def _redeem_locked(
             item=item.name,
         )
     _check_quantity_step(quantity=quantity, item=item)
+    _check_not_carried_over(voucher)
     split = _price(
         voucher=voucher,
         unit_price=contract_item.unit_price.amount,
@@ -710,8 +749,19 @@ def check_in(
     parsed = parse_scanned_token(token)
     _check_idempotency_key(idempotency_key)
     _check_staff(staff)
-    started_at, offline = service_time(scanned_at=scanned_at, now=now)
     scope = _key_scope(staff=staff, device=device)
+    (started_at, offline), earlier = _service_time_or_replay(
+        scanned_at=scanned_at,
+        now=now,
+        replay=lambda: _visit_replay(
+            scope=scope,
+            idempotency_key=idempotency_key,
+            voucher_id=parsed.voucher_id,
+            service_item_code=service_item_code,
+        ),
+    )
+    if earlier is not None:
+        return earlier
     try:
         with transaction.atomic():
             voucher = _lock_voucher(parsed.voucher_id)
@@ -850,8 +900,14 @@ def check_out(
     parsed = parse_scanned_token(token)
     _check_idempotency_key(idempotency_key)
     _check_staff(staff)
-    ended_at, offline = service_time(scanned_at=scanned_at, now=now)
     scope = _key_scope(staff=staff, device=device)
+    (ended_at, offline), earlier = _service_time_or_replay(
+        scanned_at=scanned_at,
+        now=now,
+        replay=lambda: _replay(scope=scope, idempotency_key=idempotency_key, expect={}),
+    )
+    if earlier is not None:
+        return earlier
     overdue = False
     with transaction.atomic():
         found = (
@@ -886,9 +942,9 @@ def check_out(
             raise VoucherError(
                 "invalid_token", _("This is not the card of the senior you checked in with: scan their card.")
             )
-        if visit.status == Visit.Status.OVERDUE:
+        if visit.status == Visit.Status.OVERDUE and not _swept_before_an_offline_check_out(visit, ended_at):
             raise _overdue_error(visit)
-        if visit.status != Visit.Status.OPEN:
+        if visit.status not in (Visit.Status.OPEN, Visit.Status.OVERDUE):
             raise VoucherError("visit_closed", _("This visit was already checked out or cancelled."))
         check_token_matches(voucher=voucher, parsed=parsed)
         check_code_current(voucher=voucher, token_version=parsed.version, as_of=ended_at if offline else None)
@@ -903,15 +959,7 @@ def check_out(
             visit.ended_at = ended_at
             visit.close_reason = "checked out after the maximum"
             visit.save(update_fields=["status", "closed_at", "ended_at", "close_reason"])
-            _attempt(
-                action="check_out",
-                scanned=token,
-                outcome="visit_overdue",
-                staff=staff,
-                device=device,
-                voucher_id=voucher.pk,
-            )
-            overdue = True
+            overdue = True  # committed below; the refusal's scan record is the view's
         else:
             result = _check_out_locked(
                 visit=visit,
@@ -931,6 +979,12 @@ def check_out(
     if overdue:
         raise _overdue_error(visit)
     raise AssertionError("unreachable")
+
+
+def _swept_before_an_offline_check_out(visit: Visit, ended_at: dt.datetime) -> bool:
+    """A visit the schedule closed as overdue while its check-out, made in time, waited on an
+    offline phone: it is checked out as made (nothing was charged for it)."""
+    return visit.redemption_id is None and visit.ended_at is None and ended_at <= visit.deadline
 
 
 def _overdue_error(visit: Visit) -> VoucherError:
@@ -984,6 +1038,7 @@ def _check_out_locked(
         today=local_date(visit.started_at),
         as_of=visit.started_at,
     )
+    _check_not_carried_over(voucher)
     split = _price(
         voucher=voucher,
         unit_price=contract_item.unit_price.amount,
@@ -1010,6 +1065,7 @@ def _check_out_locked(
     )
     departure = location or Location(latitude=None, longitude=None)
     visit.status = Visit.Status.CLOSED
+    visit.close_reason = ""  # (set if the schedule had closed it while the check-out was offline)
     visit.ended_at = ended_at
     visit.closed_at = timezone.now()
     visit.redemption = redemption

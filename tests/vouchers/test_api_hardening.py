@@ -5,6 +5,7 @@ senior pays, and no "nothing changed" after a commit."""
 import json
 import threading
 import uuid
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -13,7 +14,7 @@ from rest_framework.test import APIClient
 from config.parsers import json_depth_exceeds
 from config.throttling import ExactRateMixin
 from providers.services import register_device
-from tests.factories import ContractItemFactory, ServiceItemFactory
+from tests.factories import ContractItemFactory, ServiceItemFactory, StaffMemberFactory
 from tests.vouchers.conftest import balance_of
 from vouchers import api as vouchers_api
 from vouchers.models import Redemption, ScanAttempt, Voucher
@@ -184,8 +185,9 @@ def test_the_rate_limit_is_exact_under_concurrency():
 # --- idempotency per device ---------------------------------------------------------------------
 
 
-def test_two_phones_picking_the_same_key_record_two_services(world):
-    _, other_token = register_device(user=world.staff.user, name="second phone")
+def test_two_peoples_phones_picking_the_same_key_record_two_services(world):
+    other_staff = StaffMemberFactory(provider=world.staff.provider)
+    _, other_token = register_device(user=other_staff.user, name="their phone")
     other = APIClient()
     other.credentials(HTTP_AUTHORIZATION=f"Bearer {other_token}")
     same = body(world.token("subsidized"), key="same-key-0001")
@@ -193,6 +195,19 @@ def test_two_phones_picking_the_same_key_record_two_services(world):
     assert other.post(REDEEM, same, format="json").status_code == 201
     assert world.client().post(REDEEM, same, format="json").status_code == 200
     assert Redemption.objects.count() == 2
+
+
+def test_a_phone_signed_in_again_resends_its_queue_without_recording_twice(world):
+    """A new sign-in is a new device; the keys are the person's, so the resend is a replay."""
+    same = body(world.token("subsidized"), key="queued-key-0001")
+    first = world.client().post(REDEEM, same, format="json")
+    assert first.status_code == 201
+    _, again_token = register_device(user=world.staff.user, name="the same phone, signed in again")
+    again = APIClient()
+    again.credentials(HTTP_AUTHORIZATION=f"Bearer {again_token}")
+    resent = again.post(REDEEM, same, format="json")
+    assert resent.status_code == 200 and resent.json()["id"] == first.json()["id"]
+    assert Redemption.objects.count() == 1
 
 
 # --- confirmation of what the senior pays ---------------------------------------------------------
@@ -264,3 +279,29 @@ def test_a_failure_before_the_commit_does_not_claim_either_way(world, monkeypatc
     )
     assert data["recorded"] is None
     assert "nothing was changed" not in data["detail"] and "未作任何更改" not in data["detail"]
+
+
+def test_a_check_out_past_the_maximum_leaves_one_scan_record(world):
+    from vouchers.models import Visit
+
+    client = world.client()
+    token = world.token("subsidized")
+    opened = client.post(
+        "/api/v1/visits/check-in/",
+        {"token": token, "service_item": "cleaning", "idempotency_key": "in-over-01"},
+        format="json",
+    )
+    visit = Visit.objects.get(pk=opened.json()["id"])
+    Visit.objects.filter(pk=visit.pk).update(
+        started_at=visit.started_at - timedelta(hours=5), deadline=visit.deadline - timedelta(hours=5)
+    )
+    answer = client.post(
+        f"/api/v1/visits/{visit.pk}/check-out/",
+        {"token": token, "idempotency_key": "out-over-01"},
+        format="json",
+    )
+    is_json_error(answer, 409, "visit_overdue")
+    assert list(ScanAttempt.objects.filter(action="check_out").values_list("outcome", flat=True)) == [
+        "visit_overdue"
+    ]
+    assert Visit.objects.get(pk=visit.pk).status == Visit.Status.OVERDUE

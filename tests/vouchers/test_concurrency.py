@@ -146,9 +146,9 @@ def test_settling_a_month_holds_back_its_writers_but_not_the_current_months(tran
 
 
 def test_thirty_two_phones_fifty_scans_each_over_ten_vouchers(committed_world):
-    """32 threads × 50 redemptions over 10 vouchers, with keys that repeat on a device (retries)
-    and across devices (two phones picking the same key): no balance below zero, no key on a
-    device recorded twice, every voucher's ledger equal to its debits."""
+    """32 threads × 50 redemptions over 10 vouchers, with keys that repeat (retries, and the same
+    person's other phone) and that collide between two people's phones: no balance below zero,
+    no key of a staff member recorded twice, every voucher's ledger equal to its debits."""
     import random
 
     from eligibility.services import evaluate_eligibility, register_senior
@@ -222,7 +222,7 @@ def test_thirty_two_phones_fifty_scans_each_over_ten_vouchers(committed_world):
     assert codes == {"ok", "replayed", "confirmation_required"}, codes
     recorded = Redemption.objects.filter(voucher__in=vouchers)
     assert recorded.count() == sum(code == "ok" for code, *_ in outcomes)
-    pairs = list(recorded.values_list("device_id", "idempotency_key"))
+    pairs = list(recorded.values_list("staff_id", "idempotency_key"))
     assert len(pairs) == len(set(pairs))
     for voucher in vouchers:
         voucher.refresh_from_db()

@@ -153,3 +153,37 @@ def test_a_queue_flush_is_not_rate_limited(world, monkeypatch):
         for _ in range(4)
     ]
     assert online == [200, 200, 200, 429]
+
+
+def test_a_repeat_past_the_grace_window_is_answered_with_its_record(world, monkeypatch):
+    """The answer to an offline service was lost; the phone sends it again hours later."""
+    scanned = NOW - dt.timedelta(hours=70)
+    request = replay_body(world.token("subsidized"), scanned_at=scanned, key="late-repeat-0001")
+    assert world.client().post(REDEEM, request, format="json").status_code == 201
+    monkeypatch.setattr("django.utils.timezone.now", lambda: NOW + dt.timedelta(hours=10))
+    again = world.client().post(REDEEM, request, format="json")
+    assert again.status_code == 200, again.content
+    assert Redemption.objects.count() == 1
+    # a new request that late is still refused
+    late = replay_body(world.token("subsidized"), scanned_at=scanned, key="late-new-0001")
+    assert world.client().post(REDEEM, late, format="json").json()["code"] == "offline_too_late"
+
+
+def test_a_months_balance_carried_over_is_not_spent_again_by_a_late_scan(world, monkeypatch):
+    from vouchers.services import issue_vouchers
+
+    december = dt.datetime(2026, 12, 1, 9, 0, tzinfo=NOW.tzinfo)
+    issue_vouchers(period=dt.date(2026, 12, 1), now=NOW)
+    monkeypatch.setattr("django.utils.timezone.now", lambda: december)
+    november = world.vouchers["subsidized"]
+    Voucher.objects.filter(senior=november.senior, period=dt.date(2026, 12, 1)).update(
+        carried_over_at=december
+    )
+    error = refused(
+        "voucher_expired", redeem_offline, world, scanned_at=december - dt.timedelta(hours=12), now=december
+    )
+    assert "2026-11" in error.detail
+    assert not Redemption.objects.exists()
+    # before the balance moved, the same late scan is paid from November's voucher
+    Voucher.objects.filter(senior=november.senior, period=dt.date(2026, 12, 1)).update(carried_over_at=None)
+    assert redeem_offline(world, scanned_at=december - dt.timedelta(hours=12), now=december).redemption

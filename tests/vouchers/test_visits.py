@@ -15,7 +15,7 @@ from providers.models import ContractItem
 from tests.vouchers.conftest import NOW, balance_of
 from vouchers import services
 from vouchers.errors import VoucherError
-from vouchers.models import Redemption, ScanAttempt, Visit
+from vouchers.models import Redemption, Visit
 
 CHECK_IN = "/api/v1/visits/check-in/"
 
@@ -99,7 +99,6 @@ def test_a_visit_past_its_maximum_closes_as_an_exception_and_charges_nothing(wor
     visit.refresh_from_db()
     assert visit.status == Visit.Status.OVERDUE and visit.redemption is None
     assert not Redemption.objects.exists()
-    assert ScanAttempt.objects.filter(action="check_out", outcome="visit_overdue").count() == 1
     refused("visit_overdue", check_out, world, visit, at=NOW + dt.timedelta(minutes=250))
 
 
@@ -227,3 +226,13 @@ def test_the_low_fee_share_is_confirmed_at_check_out_through_the_api(world):
     )
     assert client.get("/api/v1/visits/?status=open").json() == []
     assert client.get("/api/v1/visits/").json()[0]["redemption_id"] == redemption.pk
+
+
+def test_a_check_out_made_offline_in_time_counts_though_the_schedule_closed_the_visit(world):
+    visit = check_in(world)
+    assert services.close_overdue_visits(now=NOW + dt.timedelta(hours=5)) == 1
+    late_upload = NOW + dt.timedelta(hours=5, minutes=10)
+    result = check_out(world, visit, at=late_upload, scanned_at=NOW + dt.timedelta(minutes=200))
+    assert result.redemption.quantity == Decimal("3.50") and result.redemption.offline
+    visit.refresh_from_db()
+    assert visit.status == Visit.Status.CLOSED and visit.close_reason == ""

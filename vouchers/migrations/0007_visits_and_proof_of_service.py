@@ -112,15 +112,6 @@ class Migration(migrations.Migration):
         migrations.AddConstraint(
             model_name="redemption",
             constraint=models.UniqueConstraint(
-                condition=models.Q(("device__isnull", False)),
-                fields=("device", "idempotency_key"),
-                name="redemption_idempotency_per_device",
-            ),
-        ),
-        migrations.AddConstraint(
-            model_name="redemption",
-            constraint=models.UniqueConstraint(
-                condition=models.Q(("device__isnull", True)),
                 fields=("staff", "idempotency_key"),
                 name="redemption_idempotency_per_staff",
             ),
@@ -234,15 +225,6 @@ class Migration(migrations.Migration):
         migrations.AddConstraint(
             model_name="visit",
             constraint=models.UniqueConstraint(
-                condition=models.Q(("device__isnull", False)),
-                fields=("device", "check_in_key"),
-                name="visit_check_in_key_per_device",
-            ),
-        ),
-        migrations.AddConstraint(
-            model_name="visit",
-            constraint=models.UniqueConstraint(
-                condition=models.Q(("device__isnull", True)),
                 fields=("staff", "check_in_key"),
                 name="visit_check_in_key_per_staff",
             ),

@@ -159,6 +159,7 @@ async function signIn(event) {
       device_name: form.device_name.value.trim(),
     });
     store.save("device", {
+      username: form.username.value.trim().toLowerCase(),
       token: data.token,
       staff: data.staff,
       provider: data.provider,
@@ -892,11 +893,18 @@ function kindLabel(kind) {
   return { redeem: t("service"), check_in: t("check_in"), check_out: t("check_out") }[kind];
 }
 
+function ownedBySignedIn(entry) {
+  const signedIn = device();
+  return !entry.owner || !signedIn || !signedIn.username || entry.owner === signedIn.username;
+}
+
 async function enqueue({ kind, body, display, visit_id = null, depends_on = null, unknown = false }) {
   const entry = {
     kind,
     body,
     display,
+    // Whose service it is: it is sent only while they are signed in (never as someone else's).
+    owner: (device() && device().username) || null,
     visit_id,
     depends_on,
     unknown,
@@ -972,6 +980,9 @@ function renderQueue() {
         if (entry.status === "pending" && entry.unknown) {
           parts.push(element("p", { className: "record-note", text: t("unknown_outcome") }));
         }
+        if (entry.status === "pending" && !ownedBySignedIn(entry)) {
+          parts.push(element("p", { className: "record-note", text: t("other_account", { name: entry.owner }) }));
+        }
         if (entry.status === "refused" && entry.error) {
           parts.push(element("p", { className: "record-error", text: refusalText(entry.error.code, entry.error) }));
           if (entry.error.detail) {
@@ -1018,6 +1029,9 @@ async function replayQueue() {
     for (const entry of entries) {
       if (entry.status !== "pending") {
         continue;
+      }
+      if (!ownedBySignedIn(entry)) {
+        continue; // another account's: it waits for them to sign in on this phone
       }
       if (entry.kind === "check_out" && !entry.visit_id) {
         const checkIn = entries.find((other) => other.id === entry.depends_on);
