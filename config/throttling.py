@@ -17,14 +17,23 @@ from rest_framework.throttling import ScopedRateThrottle, SimpleRateThrottle
 logger = logging.getLogger("config.throttling")
 
 
+def _redis_client(backend: RedisCache):
+    """The cache's Redis client for writes, made once per cache object (one per thread): Django
+    makes a new one, copying its response callbacks, for every call."""
+    client = getattr(backend, "_throttle_client", None)
+    if client is None:
+        client = backend._cache.get_client(write=True)
+        backend._throttle_client = client
+    return client
+
+
 def _count(key: str, ttl: int) -> int:
     """This request's number in `key`'s window: on Redis one round trip (INCR and EXPIRE,
     pipelined); on another cache add-then-incr."""
     backend = caches["default"]
     if isinstance(backend, RedisCache):
         redis_key = backend.make_and_validate_key(key)
-        client = backend._cache.get_client(redis_key, write=True)
-        with client.pipeline(transaction=False) as pipe:
+        with _redis_client(backend).pipeline(transaction=False) as pipe:
             pipe.incr(redis_key)
             pipe.expire(redis_key, ttl)
             count, _ = pipe.execute()

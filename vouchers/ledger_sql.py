@@ -225,3 +225,32 @@ def write_redemption(*, redemption: Redemption, new_balance, attempt: tuple[str,
     redemption.recorded_at = now
     redemption._state.adding = False
     redemption._state.db = connection.alias
+
+
+_ATTEMPT = PreparedStatement(
+    "homecare_scan_attempt",
+    """
+    INSERT INTO vouchers_scanattempt (device_id, staff_id, voucher_id, action, outcome, scanned_hash, at)
+    VALUES (%(device)s::bigint, %(staff)s::bigint, %(voucher)s::bigint, %(action)s::text, %(outcome)s::text,
+            %(scanned_hash)s::text, %(now)s::timestamptz)
+    """,
+)
+
+
+def write_attempt(
+    *, device_id, staff_id, voucher_id, action: str, outcome: str, scanned_hash: str, now
+) -> None:
+    """One scan's record (`vouchers.ScanAttempt`)."""
+    with connection.cursor() as cursor:
+        _ATTEMPT.execute(
+            cursor,
+            {
+                "device": device_id,
+                "staff": staff_id,
+                "voucher": voucher_id,
+                "action": action,
+                "outcome": outcome,
+                "scanned_hash": scanned_hash,
+                "now": now,
+            },
+        )

@@ -238,7 +238,9 @@ class Redemption(models.Model):
         constraints = [
             # A key is the staff member's own, on all their phones: a phone signed in again
             # (a new device) resends its queue under the same keys and is answered from the record.
-            models.UniqueConstraint(fields=["staff", "idempotency_key"], name="redemption_idempotency_per_staff"),
+            models.UniqueConstraint(
+                fields=["staff", "idempotency_key"], name="redemption_idempotency_per_staff"
+            ),
             models.CheckConstraint(
                 condition=Q(ended_at__isnull=True)
                 | Q(started_at__isnull=False, ended_at__gte=F("started_at")),

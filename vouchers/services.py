@@ -522,6 +522,17 @@ def _insert_redemption(
 
 
 def _attempt(*, action: str, scanned: str, outcome: str, staff, device, voucher_id: int | None) -> None:
+    if _on_postgresql():  # every verify writes one: the prepared statement of the hot path
+        ledger_sql.write_attempt(
+            device_id=device.pk if device else None,
+            staff_id=staff.pk if staff else None,
+            voucher_id=voucher_id,
+            action=action,
+            outcome=outcome[:40],
+            scanned_hash=hashlib.sha256((scanned or "").encode()).hexdigest(),
+            now=timezone.now(),
+        )
+        return
     ScanAttempt.objects.create(
         device=device,
         staff=staff,

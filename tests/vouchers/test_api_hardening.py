@@ -305,3 +305,27 @@ def test_a_check_out_past_the_maximum_leaves_one_scan_record(world):
         "visit_overdue"
     ]
     assert Visit.objects.get(pk=visit.pk).status == Visit.Status.OVERDUE
+
+
+def test_the_scan_answer_is_what_the_schema_serializer_says(world):
+    """`redemption_json` builds the answer without DRF's serializer; they must not drift apart."""
+    from tests.vouchers.conftest import NOW
+    from vouchers import services
+
+    client = world.client()
+    client.post(REDEEM, body(world.token("subsidized")), format="json")
+    now = NOW
+    visit = services.check_in(
+        token=world.token("subsidized"),
+        service_item_code="cleaning",
+        idempotency_key="in-json-01",
+        staff=world.staff,
+        now=now - timedelta(minutes=70),
+    ).visit
+    services.check_out(visit_id=visit.pk, token=world.token("subsidized"), idempotency_key="out-json-01",
+                       staff=world.staff, now=now)  # fmt: skip
+    assert Redemption.objects.filter(started_at__isnull=False).count() == 1
+    for redemption in Redemption.objects.select_related("service_item", "voucher__senior"):
+        assert vouchers_api.redemption_json(redemption) == dict(
+            vouchers_api.RedemptionSerializer(redemption).data
+        )
