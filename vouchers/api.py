@@ -306,6 +306,17 @@ def _redemption_body(result) -> dict:
     return {**redemption_json(result.redemption), "remaining_balance": _money(result.remaining_balance)}
 
 
+def _recorded(request, result, answer) -> Response:
+    """The answer to a committed scan, `answer(result)`: 201, or 200 for a repeat answered from
+    its record. Marked recorded first, so that a failure building it says so."""
+    mark_recorded(request)
+    return Response(answer(result), status=status.HTTP_200_OK if result.replayed else status.HTTP_201_CREATED)
+
+
+def _visit_body(result) -> dict:
+    return VisitSerializer(result.visit).data
+
+
 def _scanned_text(request) -> str:
     try:
         data = request.data
@@ -429,11 +440,7 @@ class RedemptionsView(ScanView):
             confirm_senior_share=values.get("confirm_senior_share"),
             from_scanner=True,
         )
-        mark_recorded(request)
-        return Response(
-            _redemption_body(result),
-            status=status.HTTP_200_OK if result.replayed else status.HTTP_201_CREATED,
-        )
+        return _recorded(request, result, _redemption_body)
 
 
 class VoidView(APIView):
@@ -482,11 +489,7 @@ class CheckInView(ScanView):
             scanned_at=values.get("scanned_at"),
             location=data.location_value(),
         )
-        mark_recorded(request)
-        return Response(
-            VisitSerializer(result.visit).data,
-            status=status.HTTP_200_OK if result.replayed else status.HTTP_201_CREATED,
-        )
+        return _recorded(request, result, _visit_body)
 
 
 class CheckOutView(ScanView):
@@ -512,11 +515,7 @@ class CheckOutView(ScanView):
             confirm_senior_share=values.get("confirm_senior_share"),
             from_scanner=True,
         )
-        mark_recorded(request)
-        return Response(
-            _redemption_body(result),
-            status=status.HTTP_200_OK if result.replayed else status.HTTP_201_CREATED,
-        )
+        return _recorded(request, result, _redemption_body)
 
 
 class CancelVisitView(APIView):
@@ -567,6 +566,18 @@ class RevocationsSerializer(serializers.Serializer):
     complete = serializers.BooleanField(help_text="false: more follow, ask again with next_since")
 
 
+def _since(text: str) -> dt.datetime:
+    """?since= as an aware time in UTC (the database takes offsets up to ±15:59 only, ISO 8601
+    up to ±23:59), or `invalid_input`."""
+    try:
+        since = parse_datetime(text)
+        if since is not None:
+            return (timezone.make_aware(since) if timezone.is_naive(since) else since).astimezone(dt.UTC)
+    except (ValueError, OverflowError):  # well formed but no such time (month 13, year 0)
+        pass
+    raise VoucherError("invalid_input", _("since is a date and time in ISO 8601."), field="since")
+
+
 class RevocationsView(APIView):
     """What a scanner needs to refuse lost, damaged or revoked cards while offline (DESIGN.md §5):
     the reissued and revoked vouchers whose month is not over, since `since` (ISO 8601)."""
@@ -579,21 +590,7 @@ class RevocationsView(APIView):
         _staff_of(request)
         since = None
         if "since" in request.query_params:  # given, even empty: it must be a time
-            try:
-                since = parse_datetime(request.query_params["since"])
-            except ValueError:  # well formed but no such time (month 13)
-                since = None
-            if since is None:
-                raise VoucherError("invalid_input", _("since is a date and time in ISO 8601."), field="since")
-            if timezone.is_naive(since):
-                since = timezone.make_aware(since)
-            try:
-                # In UTC: the database takes offsets up to ±15:59 only, ISO 8601 up to ±23:59.
-                since = since.astimezone(dt.UTC)
-            except OverflowError:
-                raise VoucherError(
-                    "invalid_input", _("since is a date and time in ISO 8601."), field="since"
-                ) from None
+            since = _since(request.query_params["since"])
         rows = selectors.revocations_since(since=since, today=local_date(timezone.now()))
         return Response(
             {

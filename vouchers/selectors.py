@@ -68,8 +68,14 @@ def items_available(*, voucher: Voucher, provider, today: dt.date) -> list:
     covering = contract_items_for(provider=provider, on=today).filter(
         contract__service_area__path__in=ancestor_paths(voucher.senior.community.path)
     )
+    return _newest_per_service_item(covering)
+
+
+def _newest_per_service_item(items) -> list:
+    """One contract item per service item: the first of each, i.e. its newest contract's
+    (`contract_items_for` orders them so), in the order of the service items."""
     chosen = {}
-    for item in covering:  # newest contract first within each service item
+    for item in items:
         chosen.setdefault(item.service_item.code, item)
     return list(chosen.values())
 
@@ -169,10 +175,7 @@ def recent_redemptions_for_device(*, device, limit: int = 50):
 def provider_items(*, provider, today: dt.date) -> list:
     """The provider's contract items today, one per service item (its newest contract's): what
     a scanner offers while offline, when it cannot ask which ones cover the senior."""
-    chosen = {}
-    for item in contract_items_for(provider=provider, on=today):
-        chosen.setdefault(item.service_item.code, item)
-    return list(chosen.values())
+    return _newest_per_service_item(contract_items_for(provider=provider, on=today))
 
 
 def visits_of_staff(*, staff, status: str | None = None, limit: int = 50):

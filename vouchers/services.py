@@ -221,9 +221,12 @@ def _carry_over(*, period: dt.date, today: dt.date, now: dt.datetime) -> int:
 class Location:
     """Where the phone said it was when the card was scanned (when it gave one)."""
 
-    latitude: Decimal
-    longitude: Decimal
+    latitude: Decimal | None
+    longitude: Decimal | None
     accuracy: int | None = None
+
+
+NOWHERE = Location(latitude=None, longitude=None)  # the phone gave no position
 
 
 @dataclass(frozen=True)
@@ -359,6 +362,15 @@ def _lock_voucher(voucher_id: int) -> Voucher:
     return voucher
 
 
+def _check_card(*, voucher: Voucher, parsed, at: dt.datetime, offline: bool) -> None:
+    """The scanned card is this voucher's, current and valid at `at` (a scan made offline: as of
+    then, so a card replaced or revoked after it still counts)."""
+    check_token_matches(voucher=voucher, parsed=parsed)
+    check_voucher_usable(
+        voucher=voucher, token_version=parsed.version, today=local_date(at), as_of=at if offline else None
+    )
+
+
 def _check_quantity_step(*, quantity: Decimal, item) -> None:
     # The item's billing increment is data (providers.ServiceItem.quantity_step): 1 visit, 0.5 h…
     if quantity % item.quantity_step:
@@ -477,7 +489,7 @@ def _insert_redemption(
 ) -> Redemption:
     """Insert the priced redemption, debit the voucher (under the caller's lock) and record the
     accepted scan (`attempt` = (action, what was scanned)), in the caller's transaction."""
-    location = location or Location(latitude=None, longitude=None)
+    location = location or NOWHERE
     redemption = Redemption(
         voucher=voucher,
         provider=staff.provider,
@@ -657,10 +669,7 @@ def _redeem_locked(
     scanned,
 ) -> RedeemResult:
     today = local_date(served_at)
-    check_token_matches(voucher=voucher, parsed=parsed)
-    check_voucher_usable(
-        voucher=voucher, token_version=parsed.version, today=today, as_of=served_at if offline else None
-    )
+    _check_card(voucher=voucher, parsed=parsed, at=served_at, offline=offline)
     month = month_of(served_at)
     hold_month_for_write(month)
     contract_item = _open_month_contract_item(
@@ -835,10 +844,7 @@ def _check_in_locked(
     *, voucher, parsed, service_item_code, idempotency_key, staff, device, started_at, offline, location, now
 ) -> VisitResult:
     today = local_date(started_at)
-    check_token_matches(voucher=voucher, parsed=parsed)
-    check_voucher_usable(
-        voucher=voucher, token_version=parsed.version, today=today, as_of=started_at if offline else None
-    )
+    _check_card(voucher=voucher, parsed=parsed, at=started_at, offline=offline)
     check_month_open(month=month_of(started_at))
     contract_item = contract_item_for(
         voucher=voucher, provider=staff.provider, service_item_code=service_item_code, today=today
@@ -856,7 +862,7 @@ def _check_in_locked(
     )
     if open_visit is not None:
         raise _visit_open(open_visit)
-    location = location or Location(latitude=None, longitude=None)
+    location = location or NOWHERE
     visit = Visit.objects.create(
         voucher=voucher,
         provider=staff.provider,
@@ -1074,7 +1080,7 @@ def _check_out_locked(
         started_at=visit.started_at,
         ended_at=ended_at,
     )
-    departure = location or Location(latitude=None, longitude=None)
+    departure = location or NOWHERE
     visit.status = Visit.Status.CLOSED
     visit.close_reason = ""  # (set if the schedule had closed it while the check-out was offline)
     visit.ended_at = ended_at
