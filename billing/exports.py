@@ -63,6 +63,7 @@ DETAIL_COLUMNS = [
     ("个人自付", 14),
     ("服务人员", 14),
 ]
+ADJUSTMENT_LABEL = "调整："
 TOTALS_LABEL = "合计"
 
 
@@ -150,7 +151,10 @@ def _write_summary(workbook, *, month, provider_code, tiers) -> tuple[int, int, 
                     provider.code,
                     provider.name,
                     tiers.get(line.tier_code, line.tier_code),
-                    line.service_item.name,
+                    # An adjustment line (a correction of a closed month landing here) says so.
+                    line.service_item.name
+                    if line.kind == "service"
+                    else f"{ADJUSTMENT_LABEL}{line.service_item.name}",
                     line.redemption_count,
                     line.quantity,
                     *shares,
