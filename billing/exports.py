@@ -18,6 +18,7 @@ from typing import BinaryIO, TextIO
 from django.utils.translation import gettext_lazy as _
 from djmoney.money import Money
 from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
@@ -146,6 +147,147 @@ class _SheetWriter:
             self._new_sheet()
 
 
+APPROVAL_SHEET = "审批汇总"
+APPROVAL_COLUMNS = [
+    ("序号", 6),
+    ("服务商名称", 30),
+    ("状态", 10),
+    ("核销笔数", 10),
+    ("当月撤销", 10),
+    ("调整笔数", 10),
+    ("服务金额", 14),
+    ("政府补贴", 14),
+    ("个人自付", 14),
+    ("付款到期日", 12),
+]
+APPROVAL_HEADER_ROW = 4  # title, month line, blank, then the header
+BLANK_SIGNATURE = "＿＿＿＿＿＿＿＿"
+
+
+def _person(user, job: str = "") -> str:
+    if user is not None:
+        return user.get_full_name() or user.get_username()
+    return job
+
+
+def _signature(label: str, people: list[tuple[str, dt.datetime | None]]) -> str:
+    """'编制人：钱丽娟  日期：2026-11-02', several people joined, or blanks to sign by hand."""
+    named = [(name, when) for name, when in people if name]
+    if not named:
+        return f"{label}：{BLANK_SIGNATURE}    日期：{BLANK_SIGNATURE}"
+    names = "、".join(dict.fromkeys(name for name, _when in named))
+    dates = [when for _name, when in named if when is not None]
+    day = f"{max(dates).astimezone(SHANGHAI):%Y-%m-%d}" if dates else BLANK_SIGNATURE
+    return f"{label}：{names}    日期：{day}"
+
+
+def _write_approval_summary(workbook, *, month, provider_code, tiers) -> None:
+    """The sheet finance signs: a title with the month and the bureau, one row per provider by
+    name with a total row of SUM formulas, the totals by tier, and the signature lines (prepared /
+    reviewed / approved by, with names and dates where the statements have them). Prints on A4
+    landscape, fit to width, its header rows on every page (about 30 providers a page)."""
+    from django.conf import settings
+
+    statements = list(
+        selectors.statements_for_period(month=month, provider_code=provider_code)
+        .select_related("prepared_by", "reviewed_by", "approved_by")
+        .order_by("provider__name")
+    )
+    sheet = workbook.create_sheet(APPROVAL_SHEET)
+    for index, (_header, width) in enumerate(APPROVAL_COLUMNS, start=1):
+        sheet.column_dimensions[get_column_letter(index)].width = width
+    sheet.freeze_panes = f"A{APPROVAL_HEADER_ROW + 1}"
+    sheet.page_setup.orientation = "landscape"
+    sheet.page_setup.paperSize = Worksheet.PAPERSIZE_A4
+    sheet.page_setup.fitToWidth = 1
+    sheet.page_setup.fitToHeight = 0
+    sheet.sheet_properties.pageSetUpPr.fitToPage = True
+    sheet.print_title_rows = f"1:{APPROVAL_HEADER_ROW}"
+    sheet.oddFooter.center.text = "&P / &N"
+    bold, title_font = Font(bold=True), Font(bold=True, size=16)
+
+    def row(values, *, font=None, formats=None):
+        cells = []
+        for index, value in enumerate(values):
+            cell = text_cell(sheet, value)
+            if font is not None:
+                cell.font = font
+            if formats and index in formats and value is not None:
+                cell.number_format = formats[index]
+            cells.append(cell)
+        sheet.append(cells)
+
+    def formula(text):
+        cell = WriteOnlyCell(sheet, value=text)  # our own SUM, written as a formula on purpose
+        cell.font = bold
+        cell.number_format = MONEY_FORMAT
+        return cell
+
+    row([f"{settings.SETTLEMENT_BUREAU_NAME} {month:%Y年%m月} 居家养老服务券结算汇总表"], font=title_font)
+    states = sorted({statement.get_state_display() for statement in statements})
+    row([f"结算月份：{month:%Y-%m}    状态：{'、'.join(str(state) for state in states)}"])
+    row([])
+    row([header for header, _width in APPROVAL_COLUMNS], font=bold)
+    money = {6: MONEY_FORMAT, 7: MONEY_FORMAT, 8: MONEY_FORMAT}
+    for number, statement in enumerate(statements, start=1):
+        row(
+            [
+                number,
+                statement.provider.name,
+                statement.get_state_display(),
+                statement.redemption_count,
+                statement.void_count,
+                statement.adjustment_count,
+                _amount(statement.total_amount),
+                _amount(statement.government_total),
+                _amount(statement.senior_total),
+                statement.due_date,
+            ],
+            formats=money,
+        )
+    first, last = APPROVAL_HEADER_ROW + 1, APPROVAL_HEADER_ROW + max(len(statements), 1)
+    sheet.append(
+        [
+            text_cell(sheet, TOTALS_LABEL),
+            None,
+            None,
+            *(formula(f"=SUM({letter}{first}:{letter}{last})") for letter in "DEFGHI"),
+        ]
+    )
+    row([])
+    row(["服务类别", None, None, "核销笔数", None, "调整笔数", "服务金额", "政府补贴", "个人自付"], font=bold)
+    by_tier: dict[str, list] = {}
+    for statement in statements:
+        for line in statement.lines.all():
+            totals = by_tier.setdefault(
+                line.tier_code, [0, 0, Decimal("0.00"), Decimal("0.00"), Decimal("0.00")]
+            )
+            totals[0 if line.kind == "service" else 1] += line.redemption_count
+            totals[2] += _amount(line.amount)
+            totals[3] += _amount(line.government_share)
+            totals[4] += _amount(line.senior_share)
+    for tier_code, (count, adjustments, amount, government, senior) in sorted(by_tier.items()):
+        row(
+            [
+                tiers.get(tier_code, tier_code),
+                None,
+                None,
+                count,
+                None,
+                adjustments,
+                amount,
+                government,
+                senior,
+            ],
+            formats=money,
+        )
+    row([])
+    period = statements[0].period if statements else selectors.settled_period(month=month)
+    row([_signature("编制人", [(period.settler, period.settled_at)] if period else [])])
+    row([_signature("复核人", [(_person(s.reviewed_by), s.reviewed_at) for s in statements])])
+    row([_signature("审批人", [(_person(s.approved_by), s.approved_at) for s in statements])])
+
+
 def _write_summary(workbook, *, month, provider_code, tiers) -> tuple[int, int, list[Decimal]]:
     money = {6: MONEY_FORMAT, 7: MONEY_FORMAT, 8: MONEY_FORMAT, 5: QUANTITY_FORMAT}
     writer = _SheetWriter(
@@ -263,6 +405,7 @@ def export_settlement(
     _check_exportable(month=month, provider_code=provider_code)
     tiers = selectors.tier_names()
     workbook = Workbook(write_only=True)
+    _write_approval_summary(workbook, month=month, provider_code=provider_code, tiers=tiers)
     statements, summary_rows, totals = _write_summary(
         workbook, month=month, provider_code=provider_code, tiers=tiers
     )

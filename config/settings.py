@@ -255,3 +255,6 @@ LOGGING = {
 
 # Settlement: a statement is due for payment this many days after its approval.
 STATEMENT_PAYMENT_DAYS = env.int("STATEMENT_PAYMENT_DAYS", default=30)
+
+# The bureau's name in the title of the settlement workbook.
+SETTLEMENT_BUREAU_NAME = env("SETTLEMENT_BUREAU_NAME", default="民政局")

