@@ -288,6 +288,108 @@ def _write_approval_summary(workbook, *, month, provider_code, tiers) -> None:
     row([_signature("审批人", [(_person(s.approved_by), s.approved_at) for s in statements])])
 
 
+PROVIDER_COLUMNS = [
+    ("类型", 8),
+    ("服务类别", 12),
+    ("服务项目", 14),
+    ("笔数", 8),
+    ("当月撤销", 10),
+    ("服务数量", 12),
+    ("服务金额", 14),
+    ("政府补贴", 14),
+    ("个人自付", 14),
+]
+ADJUSTMENT_COLUMNS = [
+    "调整日期",
+    "核销编号",
+    "调整类型",
+    "原因",
+    "服务金额",
+    "政府补贴",
+    "个人自付",
+    "登记人",
+]
+SHEET_TITLE_FORBIDDEN = str.maketrans({character: "_" for character in "[]:*?/\\"})
+
+
+def _sheet_title(name: str, taken: set[str]) -> str:
+    """A sheet title from a provider's name: Excel's 31 characters, none of []:*?/\\, unique."""
+    base = name.translate(SHEET_TITLE_FORBIDDEN).strip("'") or "服务商"
+    title, number = base[:31], 1
+    while title in taken:
+        number += 1
+        suffix = f"({number})"
+        title = base[: 31 - len(suffix)] + suffix
+    taken.add(title)
+    return title
+
+
+def _write_provider_sheets(workbook, *, month, provider_code, tiers) -> None:
+    """One sheet per provider (by name): its statement's lines, services then adjustments, a
+    total row, and the adjustments that landed in the month one by one (who, why, which service)."""
+    taken = {APPROVAL_SHEET, SUMMARY_SHEET, DETAIL_SHEET}
+    money = {5: QUANTITY_FORMAT, 6: MONEY_FORMAT, 7: MONEY_FORMAT, 8: MONEY_FORMAT}
+    statements = selectors.statements_for_period(month=month, provider_code=provider_code).order_by(
+        "provider__name"
+    )
+    for statement in statements:
+        title = _sheet_title(statement.provider.name, taken)
+        writer = _SheetWriter(
+            workbook,
+            title,
+            PROVIDER_COLUMNS,
+            money,
+            header_text=f"{month:%Y年%m月} {statement.provider.name} 结算单",
+        )
+        writer.ensure_sheet()
+        for line in statement.lines.all():
+            writer.append(
+                [
+                    "服务" if line.kind == "service" else "调整",
+                    tiers.get(line.tier_code, line.tier_code),
+                    line.service_item.name,
+                    line.redemption_count,
+                    line.void_count,
+                    line.quantity,
+                    _amount(line.amount),
+                    _amount(line.government_share),
+                    _amount(line.senior_share),
+                ]
+            )
+        writer.append(
+            [
+                TOTALS_LABEL,
+                None,
+                None,
+                statement.redemption_count + statement.adjustment_count,
+                statement.void_count,
+                None,
+                _amount(statement.total_amount),
+                _amount(statement.government_total),
+                _amount(statement.senior_total),
+            ],
+            bold=True,
+        )
+        adjustments = list(selectors.adjustments_of(statement=statement))
+        if adjustments:
+            writer.append([])
+            writer._append(ADJUSTMENT_COLUMNS, bold=True, formats={})
+            for adjustment in adjustments:
+                writer._append(
+                    [
+                        f"{adjustment.created_at.astimezone(SHANGHAI):%Y-%m-%d}",
+                        adjustment.redemption_id,
+                        adjustment.get_kind_display(),
+                        adjustment.reason,
+                        _amount(adjustment.amount),
+                        _amount(adjustment.government_share),
+                        _amount(adjustment.senior_share),
+                        _person(adjustment.created_by, adjustment.created_by_job),
+                    ],
+                    formats={4: MONEY_FORMAT, 5: MONEY_FORMAT, 6: MONEY_FORMAT},
+                )
+
+
 def _write_summary(workbook, *, month, provider_code, tiers) -> tuple[int, int, list[Decimal]]:
     money = {6: MONEY_FORMAT, 7: MONEY_FORMAT, 8: MONEY_FORMAT, 5: QUANTITY_FORMAT}
     writer = _SheetWriter(
@@ -409,6 +511,7 @@ def export_settlement(
     statements, summary_rows, totals = _write_summary(
         workbook, month=month, provider_code=provider_code, tiers=tiers
     )
+    _write_provider_sheets(workbook, month=month, provider_code=provider_code, tiers=tiers)
     redemptions = _write_detail(workbook, month=month, provider_code=provider_code, tiers=tiers)
     workbook.save(out)
     return ExportSummary(

