@@ -109,14 +109,14 @@ def test_the_whole_month_reconciles_from_scan_to_workbook(monkeypatch, tmp_path)
     assert fen(redemption_totals["gov"]) + fen(redemption_totals["senior"]) == api_amount
 
     workbook = load_workbook(out, read_only=True, data_only=True)
-    detail = list(workbook.worksheets[1].iter_rows(values_only=True))
+    detail = list(workbook["明细"].iter_rows(values_only=True))
     header, rows = detail[0], [row for row in detail[1:] if row and row[0] not in (None, "")]
     amount_col = next(i for i, title in enumerate(header) if title and "金额" in str(title))
     gov_col = next(i for i, title in enumerate(header) if title and "政府" in str(title))
     assert len(rows) == counted.count()
     assert sum(fen(row[amount_col]) for row in rows) == api_amount
     assert sum(fen(row[gov_col]) for row in rows) == fen(redemption_totals["gov"])
-    summary = list(workbook.worksheets[0].iter_rows(values_only=True))
+    summary = list(workbook["汇总"].iter_rows(values_only=True))
     titles, totals = summary[0], next(row for row in summary if row[0] == "合计")
     column = {title: i for i, title in enumerate(titles)}
     assert totals[column["核销笔数"]] == counted.count()
