@@ -1,15 +1,24 @@
-"""Reads of the billing app: who may see settlements, periods, statements and export rows."""
+"""Reads of the billing app: who may see what, and what the finance pages show.
+
+One place decides what a user may see (`visible_to`): finance staff, bureau administrators and
+superusers see every provider's statements; a provider's manager their own provider's; nobody
+else any. Every selector taking `user` goes through it. Only finance staff act (`can_settle`).
+"""
 
 import datetime as dt
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 
-from django.db.models import Count, Prefetch, QuerySet, Sum
+from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet, Sum
+from django.utils import timezone
 
-from billing.models import SettlementPeriod, Statement, StatementLine
+from billing.models import Adjustment, ReconciliationCheck, SettlementPeriod, Statement, StatementLine
+from billing.reconciliation import CHECKS
+from config.months import local_date, month_of
 from config.roles import BUREAU, FINANCE, PROVIDER, roles_of
 from eligibility.models import Tier
 from providers.models import Provider
-from vouchers.models import Redemption
+from vouchers.models import Redemption, Voucher
 
 SETTLEMENT_ROLES = frozenset({FINANCE, BUREAU})
 EXPORT_CHUNK = 2_000
@@ -17,37 +26,314 @@ EXPORT_CHUNK = 2_000
 
 def can_view_settlements(user) -> bool:
     """Finance staff, bureau administrators and superusers see every provider's statements."""
-    return user.is_superuser or bool(SETTLEMENT_ROLES.intersection(roles_of(user)))
+    return user.is_authenticated and (
+        user.is_superuser or bool(SETTLEMENT_ROLES.intersection(roles_of(user)))
+    )
+
+
+def can_settle(user) -> bool:
+    """Finance staff (and superusers) settle, review, approve and record payments; the bureau reads."""
+    return user.is_authenticated and (user.is_superuser or FINANCE in roles_of(user))
+
+
+def _own_provider_id(user) -> int | None:
+    staff = getattr(user, "staff_member", None)
+    if staff is not None and PROVIDER in roles_of(user):
+        return staff.provider_id
+    return None
+
+
+def visible_to(user) -> QuerySet[Statement]:
+    """Statements a user may see: every provider's for finance, the bureau and superusers; a
+    provider manager their own provider's; nobody else any."""
+    if not user.is_authenticated:
+        return Statement.objects.none()
+    if can_view_settlements(user):
+        return Statement.objects.all()
+    provider_id = _own_provider_id(user)
+    if provider_id is not None:
+        return Statement.objects.filter(provider_id=provider_id)
+    return Statement.objects.none()
+
+
+def _paid_in_month() -> Q:
+    """Redemptions a month's statement pays: not voided, or voided only after the month closed
+    (that void is an adjustment in a later month)."""
+    late_void = Adjustment.objects.filter(redemption=OuterRef("pk"), kind=Adjustment.Kind.VOID)
+    return Q(void__isnull=True) | Q(Exists(late_void))
+
+
+def _voided_in_month() -> Q:
+    return Q(void__isnull=False) & ~Q(
+        Exists(Adjustment.objects.filter(redemption=OuterRef("pk"), kind="void"))
+    )
 
 
 def settled_period(*, month: dt.date) -> SettlementPeriod | None:
-    return SettlementPeriod.objects.filter(month=month, state=SettlementPeriod.State.SETTLED).first()
+    """The month's period if it has been settled (closed or locked), else None."""
+    return SettlementPeriod.objects.filter(month=month).exclude(state=SettlementPeriod.State.OPEN).first()
 
 
 def provider_by_code(*, code: str) -> Provider | None:
     return Provider.objects.filter(code=code).first()
 
 
+@dataclass(frozen=True)
+class MonthRow:
+    """One month in the periods list: its period (None for a month never settled, such as the
+    current one), state, and the month's services so far from the ledger, voids included."""
+
+    month: dt.date
+    period: SettlementPeriod | None
+    state: str
+    recorded: int
+    voided: int
+    paid: int
+    amount: object
+    government: object
+    senior: object
+    statements: list = field(default_factory=list)
+
+    @property
+    def is_current(self) -> bool:
+        return self.month == month_of(timezone.now())
+
+
 def settlement_periods(*, user) -> QuerySet[SettlementPeriod]:
-    """Periods, newest first, with the statements `user` may see (and providers) and the month's
-    totals. The totals are sums over the statements in the same query (the page is for those who
-    see every statement); statements come in one prefetch, through `visible_to`."""
+    """Settled periods, newest first, with their settler, the statements `user` may see (with
+    providers) and the month's totals over those statements (`statement_count`,
+    `redemption_total`, `void_total`, `amount_total`, `government_sum`, `senior_sum`)."""
+    visible = visible_to(user)
     return (
-        SettlementPeriod.objects.select_related("settled_by")
+        SettlementPeriod.objects.exclude(state=SettlementPeriod.State.OPEN)
+        .select_related("settled_by")
         .annotate(
-            statement_count=Count("statements"),
-            redemption_total=Sum("statements__redemption_count"),
-            amount_total=Sum("statements__total_amount"),
-            government_sum=Sum("statements__government_total"),
-            senior_sum=Sum("statements__senior_total"),
+            statement_count=Count("statements", filter=Q(statements__in=visible)),
+            redemption_total=Sum("statements__redemption_count", filter=Q(statements__in=visible)),
+            void_total=Sum("statements__void_count", filter=Q(statements__in=visible)),
+            amount_total=Sum("statements__total_amount", filter=Q(statements__in=visible)),
+            government_sum=Sum("statements__government_total", filter=Q(statements__in=visible)),
+            senior_sum=Sum("statements__senior_total", filter=Q(statements__in=visible)),
         )
         .prefetch_related(
-            Prefetch(
-                "statements",
-                queryset=visible_to(user).select_related("provider").order_by("provider__code"),
-            )
+            Prefetch("statements", queryset=visible.select_related("provider").order_by("provider__name"))
         )
         .order_by("-month")
+    )
+
+
+def months(*, user, now: dt.datetime | None = None) -> list[MonthRow]:
+    """Every month with services or a period, newest first, the current month (so far) included:
+    counts from the ledger (recorded, voided in the month, paid) and amounts of the paid services,
+    for the providers `user` may see. One grouped query over the ledger plus one for periods."""
+    if not can_view_settlements(user) and _own_provider_id(user) is None:
+        return []
+    ledger = Redemption.objects.all()
+    provider_id = None if can_view_settlements(user) else _own_provider_id(user)
+    if provider_id is not None:
+        ledger = ledger.filter(provider_id=provider_id)
+    paid = _paid_in_month()
+    rows = {
+        row["service_month"]: row
+        for row in ledger.values("service_month")
+        .annotate(
+            recorded=Count("id"),
+            voided=Count("id", filter=_voided_in_month()),
+            amount=Sum("amount", filter=paid),
+            government=Sum("government_share", filter=paid),
+            senior=Sum("senior_share", filter=paid),
+        )
+        .order_by()
+    }
+    periods = {period.month: period for period in SettlementPeriod.objects.select_related("settled_by")}
+    current = month_of(now or timezone.now())
+    result = []
+    for month in sorted(set(rows) | set(periods) | {current}, reverse=True):
+        row = rows.get(month, {})
+        period = periods.get(month)
+        recorded, voided = row.get("recorded", 0), row.get("voided", 0)
+        result.append(
+            MonthRow(
+                month=month,
+                period=period,
+                state=period.state if period else SettlementPeriod.State.OPEN,
+                recorded=recorded,
+                voided=voided,
+                paid=recorded - voided,
+                amount=row.get("amount") or 0,
+                government=row.get("government") or 0,
+                senior=row.get("senior") or 0,
+            )
+        )
+    return result
+
+
+@dataclass(frozen=True)
+class PeriodSummary:
+    period: SettlementPeriod
+    statements: list  # Statement, with provider, ordered by provider name
+    tiers: list  # dicts: tier_code, tier_name, redemption_count, void_count, amount, government, senior
+    spend: list  # dicts: provider_name, tier_code, amount (for the chart, and its table)
+    checks: list  # ReconciliationCheck
+
+
+def period_summary(*, user, month: dt.date) -> PeriodSummary | None:
+    """A settled month as `user` may see it: its statements by provider name (with state, counts
+    incl. voids, totals), totals by tier and spend per provider and tier from the statement lines,
+    and its reconciliation checks. None if the month is not settled or nothing is visible."""
+    period = settled_period(month=month)
+    if period is None:
+        return None
+    statements = list(
+        visible_to(user)
+        .filter(period=period)
+        .select_related("provider", "prepared_by", "reviewed_by", "approved_by", "paid_by")
+        .order_by("provider__name")
+    )
+    if not statements:
+        return None
+    lines = StatementLine.objects.filter(statement__in=[s.pk for s in statements])
+    names = tier_names()
+    tiers = [
+        {**row, "tier_name": names.get(row["tier_code"], row["tier_code"])}
+        for row in lines.values("tier_code")
+        .annotate(
+            redemption_count=Sum("redemption_count", filter=Q(kind="service")),
+            void_count=Sum("void_count"),
+            amount=Sum("amount"),
+            government=Sum("government_share"),
+            senior=Sum("senior_share"),
+        )
+        .order_by("tier_code")
+    ]
+    spend = list(
+        lines.values("statement__provider__name", "tier_code")
+        .annotate(amount=Sum("amount"))
+        .order_by("statement__provider__name", "tier_code")
+    )
+    spend = [
+        {
+            "provider_name": row["statement__provider__name"],
+            "tier_code": row["tier_code"],
+            "amount": row["amount"],
+        }
+        for row in spend
+    ]
+    return PeriodSummary(
+        period=period, statements=statements, tiers=tiers, spend=spend, checks=checks_of(period=period)
+    )
+
+
+def statement_detail(*, user, statement_id: int) -> Statement | None:
+    """One statement `user` may see, with its period, provider, the people of its life, its
+    lines (service lines, then adjustment lines, with service items) and its adjustments (with
+    their redemptions and who recorded them) as `statement.adjustments`."""
+    statement = (
+        visible_to(user)
+        .select_related("period", "provider", "prepared_by", "reviewed_by", "approved_by", "paid_by")
+        .prefetch_related(
+            Prefetch(
+                "lines",
+                queryset=StatementLine.objects.select_related("service_item").order_by(
+                    "-kind", "tier_code", "service_item__code"
+                ),
+            )
+        )
+        .filter(pk=statement_id)
+        .first()
+    )
+    if statement is not None:
+        statement.adjustments = list(adjustments_of(statement=statement))
+    return statement
+
+
+def statement_by_month_and_provider(*, user, month: dt.date, provider_code: str) -> Statement | None:
+    found = (
+        visible_to(user)
+        .filter(period__month=month, provider__code=provider_code)
+        .values_list("pk", flat=True)
+    )
+    pk = found.first()
+    return statement_detail(user=user, statement_id=pk) if pk else None
+
+
+def adjustments_of(*, statement: Statement) -> QuerySet[Adjustment]:
+    """The adjustments that landed in a statement (its provider, its month), oldest first."""
+    return (
+        Adjustment.objects.filter(provider_id=statement.provider_id, month=statement.period.month)
+        .select_related("redemption", "service_item", "created_by")
+        .order_by("created_at", "id")
+    )
+
+
+def statement_redemptions(
+    *,
+    statement: Statement,
+    voided: bool | None = None,
+    service_item_code: str | None = None,
+    tier_code: str | None = None,
+    staff_id: int | None = None,
+    served_on: dt.date | None = None,
+) -> QuerySet[Redemption]:
+    """The month's redemptions behind a statement (pass one from `statement_detail`, so the user
+    may see it), voided ones included and annotated `voided_in_month` (True: voided while the month
+    was open, not paid) and `voided_later` (True: paid here, reversed by an adjustment in a later
+    month); filterable, newest first, ready for a Paginator (its service item, staff and voucher
+    joined; senior names are the caller's to mask)."""
+    late_void = Exists(Adjustment.objects.filter(redemption=OuterRef("pk"), kind=Adjustment.Kind.VOID))
+    rows = (
+        Redemption.objects.filter(provider_id=statement.provider_id, service_month=statement.period.month)
+        .select_related("service_item", "staff", "voucher__senior", "void")
+        .annotate(voided_later=late_void)
+        .annotate(voided_in_month=Q(void__isnull=False) & Q(voided_later=False))
+        .order_by("-served_at", "-id")
+    )
+    if voided is True:
+        rows = rows.filter(void__isnull=False)
+    elif voided is False:
+        rows = rows.filter(void__isnull=True)
+    if service_item_code:
+        rows = rows.filter(service_item__code=service_item_code)
+    if tier_code:
+        rows = rows.filter(tier_code=tier_code)
+    if staff_id:
+        rows = rows.filter(staff_id=staff_id)
+    if served_on:
+        rows = rows.filter(served_at__date=served_on)
+    return rows
+
+
+def checks_of(*, period: SettlementPeriod) -> list[ReconciliationCheck]:
+    """The period's reconciliation checks in the order of `billing.reconciliation.CHECKS`."""
+    order = list(CHECKS)
+    return sorted(
+        period.checks.all(), key=lambda check: order.index(check.code) if check.code in order else 99
+    )
+
+
+def rows_behind(*, check: ReconciliationCheck) -> QuerySet | list:
+    """The rows behind a failed check (its stored sample): statements, redemptions, vouchers, or
+    tier codes, as billing.reconciliation describes each check."""
+    ids = check.sample
+    if check.code == "statements_add_up":
+        return Statement.objects.filter(pk__in=ids).select_related("provider")
+    if check.code in ("within_validity", "within_contract"):
+        return Redemption.objects.filter(pk__in=ids).select_related(
+            "voucher", "contract_item__contract", "provider"
+        )
+    if check.code == "voucher_not_overspent":
+        return Voucher.objects.filter(pk__in=ids)
+    return list(ids)
+
+
+def overdue_statements(*, user, today: dt.date | None = None) -> QuerySet[Statement]:
+    """Approved statements past their due date and not paid, the most overdue first."""
+    today = today or local_date(timezone.now())
+    return (
+        visible_to(user)
+        .filter(state=Statement.State.APPROVED, due_date__lt=today)
+        .select_related("period", "provider")
+        .order_by("due_date", "provider__name")
     )
 
 
@@ -62,7 +348,7 @@ def statements_for_period(*, month: dt.date, provider_code: str | None = None) -
             Prefetch(
                 "lines",
                 queryset=StatementLine.objects.select_related("service_item").order_by(
-                    "tier_code", "service_item__code"
+                    "-kind", "tier_code", "service_item__code"
                 ),
             )
         )
@@ -71,7 +357,7 @@ def statements_for_period(*, month: dt.date, provider_code: str | None = None) -
 
 
 def statement_lines(*, statement: Statement) -> QuerySet[StatementLine]:
-    return statement.lines.select_related("service_item").order_by("tier_code", "service_item__code")
+    return statement.lines.select_related("service_item").order_by("-kind", "tier_code", "service_item__code")
 
 
 def tier_names() -> dict[str, str]:
@@ -100,12 +386,12 @@ REDEMPTION_EXPORT_FIELDS = (
 
 
 def redemption_rows_for_export(*, month: dt.date, provider_code: str | None = None) -> Iterator[dict]:
-    """Every non-voided redemption of a month as flat dicts, streamed from the database.
+    """Every redemption a month's statements pay, as flat dicts, streamed from the database.
 
     `values()` joins what the export shows in the same query (no N+1) and `iterator()` reads it
     in chunks, so a city's month never sits in memory at once. Ordered by provider, then time.
     """
-    rows = Redemption.objects.filter(service_month=month, void__isnull=True)
+    rows = Redemption.objects.filter(_paid_in_month(), service_month=month)
     if provider_code:
         rows = rows.filter(provider__code=provider_code)
     return (
@@ -113,16 +399,3 @@ def redemption_rows_for_export(*, month: dt.date, provider_code: str | None = No
         .values(*REDEMPTION_EXPORT_FIELDS)
         .iterator(chunk_size=EXPORT_CHUNK)
     )
-
-
-def visible_to(user) -> QuerySet[Statement]:
-    """Statements a user may see: every provider's for finance, the bureau and superusers; a
-    provider manager their own provider's; nobody else any."""
-    if not user.is_authenticated:
-        return Statement.objects.none()
-    if can_view_settlements(user):
-        return Statement.objects.all()
-    staff = getattr(user, "staff_member", None)
-    if PROVIDER in roles_of(user) and staff is not None:
-        return Statement.objects.filter(provider_id=staff.provider_id)
-    return Statement.objects.none()

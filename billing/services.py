@@ -1,35 +1,41 @@
-"""Writes of the billing app: the monthly settlement (统一结算).
+"""Writes of the billing app: the monthly settlement (统一结算) and the life of its statements.
 
-`settle` closes a month's redemption ledger and writes one statement per provider, set-based in
-SQL: one grouped query over the month's redemptions, then bulk inserts. It then re-adds everything
-in the database and refuses to commit unless statement = sum of lines = sum of redemptions, to the
-fen, for every provider (DESIGN.md §6.4).
+    settle            close a month to new scans and draft one statement per provider; again,
+                      with identical figures, until a statement of the month is approved
+    review_statement  a finance user has checked a draft (with a note)
+    approve_statement a second finance user approves it (four eyes: not whoever prepared it)
+    mark_paid         the payment's reference and date; the month is locked once all are paid
+    record_adjustment a correction of a closed month's redemption, landing in an open month
+
+Each is one transaction with keyword-only arguments and is attributable: `by` a user, or `job` the
+name of a scheduled job or command (e.g. "celery:settle_month"). Refusals are `BillingError`s with
+the codes each docstring lists. Locks are taken in one order: the month's ledger lock
+(`vouchers.month_locks`), then the period row, then statement rows.
 """
 
 import datetime as dt
-from collections import defaultdict
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db import transaction
-from django.db.models import Count, DecimalField, OuterRef, Subquery, Sum, Value
-from django.db.models.functions import Coalesce
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Q, Sum
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from djmoney.money import Money
 
+from billing import reconciliation, settlement_sql
 from billing.errors import BillingError
-from billing.models import SettlementPeriod, Statement, StatementLine
+from billing.models import Adjustment, SettlementPeriod, Statement
 from billing.pricing import to_fen
-from config.months import format_month, last_day, month_bounds
-from providers.models import Contract
-from vouchers.models import ClosedMonth, Redemption
-from vouchers.month_locks import freeze_month_for_settlement
+from config.months import format_month, last_day, local_date, month_bounds, month_of, next_month
+from config.roles import FINANCE, roles_of
+from vouchers.models import ClosedMonth, Redemption, RedemptionVoid
+from vouchers.month_locks import freeze_month_for_settlement, hold_month_for_write
 
 CURRENCY = "CNY"
 ZERO = Decimal("0.00")
-HUNDREDTH = Decimal("0.01")  # quantities are recorded in steps of 0.01
-BATCH = 2_000
+JOB_NAME_LENGTH = 60
 
 
 @dataclass(frozen=True)
@@ -46,17 +52,10 @@ class SettleResult:
         return self.period.month
 
 
-def _amount(value) -> Decimal:
-    """A summed amount in fen. Sums come back as Decimal, Money or None depending on the query,
-    and SQLite adds decimals as binary floats (60.00 comes back as Decimal("60")); a sum of fen
-    is a whole number of fen, so quantising to the fen only removes that noise."""
+def _money(value) -> Money:
     if isinstance(value, Money):
         value = value.amount
-    return to_fen(Decimal(value if value is not None else ZERO))
-
-
-def _money(value) -> Money:
-    return Money(_amount(value), CURRENCY)
+    return Money(to_fen(Decimal(value if value is not None else ZERO)), CURRENCY)
 
 
 def check_period_over(*, month: dt.date, now: dt.datetime) -> None:
@@ -70,212 +69,370 @@ def check_period_over(*, month: dt.date, now: dt.datetime) -> None:
         )
 
 
-def _open_period_for_update(*, month: dt.date) -> SettlementPeriod:
-    """The month's period row, locked; refuses `period_closed` if it is already settled.
+def _check_month(month) -> None:
+    if not isinstance(month, dt.date) or isinstance(month, dt.datetime) or month.day != 1:
+        raise BillingError("invalid_input", _("A settlement period is a month (its first day)."))
 
-    get_or_create then SELECT … FOR UPDATE: a concurrent settle of the same month waits here for
-    the first one to commit, then sees it settled.
-    """
-    SettlementPeriod.objects.get_or_create(month=month)
-    period = SettlementPeriod.objects.select_for_update().get(month=month)
-    if period.state == SettlementPeriod.State.SETTLED:
-        raise BillingError(
-            "period_closed",
-            _("%(month)s has already been settled; corrections go into an open month as adjustments."),
-            month=format_month(month),
-        )
+
+def is_finance(user) -> bool:
+    return bool(user and user.is_authenticated and (user.is_superuser or FINANCE in roles_of(user)))
+
+
+def _actor(*, by, job: str) -> tuple[object | None, str]:
+    """Exactly one of a finance user and a job name; refuses `invalid_input`, `not_permitted`."""
+    job = (job or "").strip()
+    if (by is None) == (not job):
+        raise BillingError("invalid_input", _("Say who does this: a user or a job, not both."))
+    if len(job) > JOB_NAME_LENGTH:
+        raise BillingError("invalid_input", _("A job's name is at most 60 characters."))
+    if by is not None and not is_finance(by):
+        raise BillingError("not_permitted", _("Only finance staff may do this."))
+    return by, job
+
+
+def _fetch_period_for_update(*, month: dt.date) -> SettlementPeriod:
+    period = SettlementPeriod.objects.select_for_update().filter(month=month).first()
+    if period is None:
+        raise BillingError("not_found", _("%(month)s has not been settled."), month=format_month(month))
     return period
 
 
-def _grouped_redemptions(*, month: dt.date):
-    """One GROUP BY over the month's non-voided redemptions: per provider, tier and service item."""
-    return (
-        Redemption.objects.filter(service_month=month, void__isnull=True)
-        .values("provider", "tier_code", "service_item")
-        .annotate(
-            n=Count("id"),
-            quantity_sum=Sum("quantity"),
-            amount_sum=Sum("amount"),
-            government_sum=Sum("government_share"),
-            senior_sum=Sum("senior_share"),
+def _check_not_locked(period: SettlementPeriod) -> None:
+    if period.state == SettlementPeriod.State.LOCKED:
+        raise BillingError(
+            "period_locked",
+            _("%(month)s is paid and locked; nothing in it can change."),
+            month=format_month(period.month),
         )
-        .order_by("provider", "tier_code", "service_item")
-    )
-
-
-def _contracted_provider_ids(*, month: dt.date) -> set[int]:
-    """Providers with an active contract overlapping the month: they get a statement even at zero."""
-    return set(
-        Contract.objects.filter(
-            status=Contract.Status.ACTIVE, starts_on__lte=last_day(month), ends_on__gte=month
-        )
-        .order_by()
-        .values_list("provider_id", flat=True)
-    )
-
-
-def _verify_reconciliation(*, period: SettlementPeriod, month: dt.date) -> None:
-    """Re-add everything in SQL and refuse `reconciliation_failed` unless it all agrees (§6.4).
-
-    Per statement: its totals, the sums of its lines and the sums of its provider's non-voided
-    redemptions of the month. Then the month as a whole, so that no redemption is left outside
-    a statement.
-    """
-    lines = StatementLine.objects.filter(statement=OuterRef("pk")).values("statement")
-    redemptions = Redemption.objects.filter(
-        provider=OuterRef("provider"), service_month=month, void__isnull=True
-    ).values("provider")
-
-    def summed(queryset, aggregate):
-        # A plain numeric output field, so django-money leaves the subquery's value alone.
-        number = DecimalField(max_digits=20, decimal_places=2)
-        subquery = Subquery(queryset.annotate(s=aggregate).values("s"), output_field=number)
-        return Coalesce(subquery, Value(ZERO, output_field=number))
-
-    checks = (
-        Statement.objects.filter(period=period)
-        .order_by()
-        .annotate(
-            line_count=summed(lines, Sum("redemption_count")),
-            line_amount=summed(lines, Sum("amount")),
-            line_government=summed(lines, Sum("government_share")),
-            line_senior=summed(lines, Sum("senior_share")),
-            ledger_count=summed(redemptions, Count("id")),
-            ledger_amount=summed(redemptions, Sum("amount")),
-            ledger_government=summed(redemptions, Sum("government_share")),
-            ledger_senior=summed(redemptions, Sum("senior_share")),
-        )
-    )
-    statement_total = Decimal(0)
-    statement_count = 0
-    for row in checks.values(
-        "redemption_count",
-        "total_amount",
-        "government_total",
-        "senior_total",
-        "line_count",
-        "line_amount",
-        "line_government",
-        "line_senior",
-        "ledger_count",
-        "ledger_amount",
-        "ledger_government",
-        "ledger_senior",
-    ):
-        expected = (
-            row["redemption_count"],
-            _amount(row["total_amount"]),
-            _amount(row["government_total"]),
-            _amount(row["senior_total"]),
-        )
-        from_lines = (
-            int(row["line_count"]),
-            _amount(row["line_amount"]),
-            _amount(row["line_government"]),
-            _amount(row["line_senior"]),
-        )
-        from_ledger = (
-            int(row["ledger_count"]),
-            _amount(row["ledger_amount"]),
-            _amount(row["ledger_government"]),
-            _amount(row["ledger_senior"]),
-        )
-        if not expected == from_lines == from_ledger:
-            raise _reconciliation_failed(month)
-        statement_count += expected[0]
-        statement_total += expected[1]
-    month_total = Redemption.objects.filter(service_month=month, void__isnull=True).aggregate(
-        n=Count("id"), amount=Sum("amount")
-    )
-    if (month_total["n"], _amount(month_total["amount"])) != (statement_count, statement_total):
-        raise _reconciliation_failed(month)
-
-
-def _reconciliation_failed(month: dt.date) -> BillingError:
-    return BillingError(
-        "reconciliation_failed",
-        _("The statements of %(month)s do not add up to their redemptions; nothing was settled."),
-        month=format_month(month),
-    )
 
 
 @transaction.atomic
-def settle(*, month: dt.date, settled_by=None, now: dt.datetime | None = None) -> SettleResult:
-    """Settle one month: close its ledger and write one statement per provider, in one transaction.
+def settle(*, month: dt.date, by=None, job: str = "", now: dt.datetime | None = None) -> SettleResult:
+    """Close `month` to new scans and draft one statement per provider, set-based in SQL.
 
-    Guarantees: on PostgreSQL the month is frozen first (`vouchers.month_locks`: redeems and voids
-    of this month in flight finish, new ones wait; other months are untouched), so the statements
-    are a snapshot no redeem or void is changing; the month is closed
-    (`vouchers.ClosedMonth`) in the same transaction, so redeem and void refuse it afterwards;
-    every provider with redemptions, or with an active contract overlapping the month, gets a
-    statement (possibly zero) with one line per tier and service item; statement = sum of lines =
-    sum of non-voided redemptions, to the fen, checked in SQL before committing.
+    Guarantees: on PostgreSQL the month's ledger is frozen first (`vouchers.month_locks`: redeems
+    and voids in flight finish, new ones wait; other months go on), then its period row is locked,
+    so two settlements of a month run one after the other. The month is closed
+    (`vouchers.ClosedMonth`: later redeems are refused `period_closed`, later voids become
+    adjustments in an open month). Every provider with services or adjustments in the month, or an
+    active contract overlapping it, gets a draft statement: lines per tier and service item of its
+    paid services and of the adjustments landing here, its figures the sums of its lines. A second
+    run recomputes the same figures (a closed month's ledger does not change) and sends every
+    statement back to draft with the new preparer, so its review is done again. The
+    reconciliation checks run and are stored (billing.reconciliation).
 
-    Refuses: `invalid_input` (not the first day of a month), `period_not_over` (the month has not
-    ended in Asia/Shanghai), `period_closed` (already settled), `reconciliation_failed`.
+    Refuses: invalid_input (not a month's first day; not exactly one of `by` and `job`),
+    not_permitted (`by` is not finance staff), period_not_over, period_locked, already_approved
+    (a statement of the month is approved: its figures are final).
     """
-    if not isinstance(month, dt.date) or isinstance(month, dt.datetime) or month.day != 1:
-        raise BillingError("invalid_input", _("A settlement period is a month (its first day)."))
+    _check_month(month)
+    by, job = _actor(by=by, job=job)
     now = now or timezone.now()
     check_period_over(month=month, now=now)
 
     freeze_month_for_settlement(month)
-    period = _open_period_for_update(month=month)
-    ClosedMonth.objects.get_or_create(month=month)
-    period.state = SettlementPeriod.State.SETTLED
-    period.settled_at = now
-    period.settled_by = settled_by
-    period.save(update_fields=["state", "settled_at", "settled_by"])
-
-    lines_by_provider: dict[int, list[dict]] = defaultdict(list)
-    for row in _grouped_redemptions(month=month):
-        lines_by_provider[row["provider"]].append(row)
-    provider_ids = sorted(set(lines_by_provider) | _contracted_provider_ids(month=month))
-
-    statements = []
-    for provider_id in provider_ids:
-        rows = lines_by_provider.get(provider_id, [])
-        statements.append(
-            Statement(
-                period=period,
-                provider_id=provider_id,
-                redemption_count=sum(row["n"] for row in rows),
-                total_amount=_money(sum((_amount(row["amount_sum"]) for row in rows), ZERO)),
-                government_total=_money(sum((_amount(row["government_sum"]) for row in rows), ZERO)),
-                senior_total=_money(sum((_amount(row["senior_sum"]) for row in rows), ZERO)),
-            )
+    SettlementPeriod.objects.get_or_create(month=month)
+    period = _fetch_period_for_update(month=month)
+    _check_not_locked(period)
+    if period.statements.filter(state__in=[Statement.State.APPROVED, Statement.State.PAID]).exists():
+        raise BillingError(
+            "already_approved",
+            _("A statement of %(month)s is approved, so the month cannot be settled again."),
+            month=format_month(month),
         )
-    Statement.objects.bulk_create(statements, batch_size=BATCH)
-    if any(statement.pk is None for statement in statements):
-        # Only backends that cannot return ids from a bulk insert (not PostgreSQL, not SQLite ≥ 3.35).
-        ids = dict(Statement.objects.filter(period=period).values_list("provider_id", "id"))
-        for statement in statements:
-            statement.pk = ids[statement.provider_id]
-    statement_ids = {statement.provider_id: statement.pk for statement in statements}
-    StatementLine.objects.bulk_create(
-        (
-            StatementLine(
-                statement_id=statement_ids[provider_id],
-                tier_code=row["tier_code"],
-                service_item_id=row["service_item"],
-                redemption_count=row["n"],
-                quantity=Decimal(row["quantity_sum"]).quantize(HUNDREDTH),
-                amount=_money(row["amount_sum"]),
-                government_share=_money(row["government_sum"]),
-                senior_share=_money(row["senior_sum"]),
-            )
-            for provider_id, rows in lines_by_provider.items()
-            for row in rows
-        ),
-        batch_size=BATCH,
-    )
-    _verify_reconciliation(period=period, month=month)
+    ClosedMonth.objects.get_or_create(month=month)
+    period.state = SettlementPeriod.State.CLOSED
+    period.settled_at = now
+    period.settled_by = by
+    period.settled_by_job = job
+    period.save(update_fields=["state", "settled_at", "settled_by", "settled_by_job"])
 
+    ops = connection.ops
+    params = {
+        "period": period.pk,
+        "month": ops.adapt_datefield_value(month),
+        "last_day": ops.adapt_datefield_value(last_day(month)),
+        "now": ops.adapt_datetimefield_value(now),
+        "by": by.pk if by is not None else None,
+        "job": job,
+    }
+    settlement_sql.run(settlement_sql.missing_statements(), params)
+    settlement_sql.run(
+        "DELETE FROM billing_statementline WHERE statement_id IN "
+        "(SELECT id FROM billing_statement WHERE period_id = %(period)s)",
+        params,
+    )
+    settlement_sql.run(settlement_sql.service_lines(), params)
+    settlement_sql.run(settlement_sql.adjustment_lines(), params)
+    settlement_sql.run(settlement_sql.statement_figures(), params)
+    reconciliation.run_checks(period=period, now=now)
+
+    statements = list(period.statements.order_by("provider_id"))
+    totals = period.statements.aggregate(
+        n=Sum("redemption_count"), a=Sum("total_amount"), g=Sum("government_total"), s=Sum("senior_total")
+    )
     return SettleResult(
         period=period,
         statements=statements,
-        redemption_count=sum(s.redemption_count for s in statements),
-        total_amount=_money(sum((s.total_amount.amount for s in statements), ZERO)),
-        government_total=_money(sum((s.government_total.amount for s in statements), ZERO)),
-        senior_total=_money(sum((s.senior_total.amount for s in statements), ZERO)),
+        redemption_count=totals["n"] or 0,
+        total_amount=_money(totals["a"]),
+        government_total=_money(totals["g"]),
+        senior_total=_money(totals["s"]),
+    )
+
+
+def _statement_for_update(*, statement_id: int) -> Statement:
+    """The statement and its period, locked in that order (the order settle locks them in)."""
+    period_id = Statement.objects.filter(pk=statement_id).values_list("period_id", flat=True).first()
+    if period_id is None:
+        raise BillingError("not_found", _("No such statement."))
+    period = SettlementPeriod.objects.select_for_update().get(pk=period_id)
+    statement = (
+        Statement.objects.select_for_update(of=("self",)).select_related("provider").get(pk=statement_id)
+    )
+    statement.period = period
+    _check_not_locked(period)
+    return statement
+
+
+def _wrong_state(statement: Statement, code: str, message) -> BillingError:
+    return BillingError(code, message, state=statement.get_state_display())
+
+
+@transaction.atomic
+def review_statement(*, statement_id: int, by, note: str = "", now: dt.datetime | None = None) -> Statement:
+    """A finance user has checked a draft statement: it becomes `reviewed`, with their note.
+
+    Locks the period, then the statement. Refuses: not_found, not_permitted (not finance staff),
+    period_locked, not_draft (reviewed, approved or paid already), invalid_input (a note over
+    2,000 characters).
+    """
+    if not is_finance(by):
+        raise BillingError("not_permitted", _("Only finance staff may review a statement."))
+    note = (note or "").strip()
+    if len(note) > 2000:
+        raise BillingError("invalid_input", _("A review note is at most 2,000 characters."))
+    statement = _statement_for_update(statement_id=statement_id)
+    if statement.state != Statement.State.DRAFT:
+        raise _wrong_state(
+            statement, "not_draft", _("Only a draft can be reviewed; this statement is %(state)s.")
+        )
+    statement.state = Statement.State.REVIEWED
+    statement.reviewed_at = now or timezone.now()
+    statement.reviewed_by = by
+    statement.review_note = note
+    statement.save(update_fields=["state", "reviewed_at", "reviewed_by", "review_note"])
+    return statement
+
+
+def payment_days() -> int:
+    """Days from approval to the payment's due date (policy: STATEMENT_PAYMENT_DAYS, default 30)."""
+    return int(getattr(settings, "STATEMENT_PAYMENT_DAYS", 30))
+
+
+@transaction.atomic
+def approve_statement(*, statement_id: int, by, now: dt.datetime | None = None) -> Statement:
+    """A second finance user approves a reviewed statement: its figures and lines are final (the
+    month cannot be settled again), and it is due for payment `payment_days()` days later.
+
+    Four eyes: whoever prepared the statement cannot approve it (the database refuses it too).
+    Refuses: not_found, not_permitted, period_locked, not_reviewed (a draft, or approved already),
+    four_eyes, reconciliation_failed (the month's statements do not add up to their ledger).
+    """
+    if not is_finance(by):
+        raise BillingError("not_permitted", _("Only finance staff may approve a statement."))
+    statement = _statement_for_update(statement_id=statement_id)
+    if statement.state != Statement.State.REVIEWED:
+        raise _wrong_state(
+            statement, "not_reviewed", _("Only a reviewed statement can be approved; this one is %(state)s.")
+        )
+    if statement.prepared_by_id == by.pk:
+        raise BillingError(
+            "four_eyes", _("You prepared this statement, so another finance user must approve it.")
+        )
+    if reconciliation.failed(period=statement.period, codes=reconciliation.BLOCKING):
+        raise BillingError(
+            "reconciliation_failed",
+            _("The statements of %(month)s do not add up to their services; settle the month again."),
+            month=format_month(statement.period.month),
+        )
+    now = now or timezone.now()
+    statement.state = Statement.State.APPROVED
+    statement.approved_at = now
+    statement.approved_by = by
+    statement.due_date = local_date(now) + dt.timedelta(days=payment_days())
+    statement.save(update_fields=["state", "approved_at", "approved_by", "due_date"])
+    return statement
+
+
+@transaction.atomic
+def mark_paid(
+    *, statement_id: int, by, reference: str, paid_on: dt.date, now: dt.datetime | None = None
+) -> Statement:
+    """Record the payment of an approved statement (its bank reference and date). When every
+    statement of the month is paid, the month is locked: nothing in it changes any more.
+
+    Refuses: not_found, not_permitted, period_locked, not_approved, invalid_input (no reference,
+    over 100 characters, or a date before the approval or in the future).
+    """
+    if not is_finance(by):
+        raise BillingError("not_permitted", _("Only finance staff may record a payment."))
+    reference = (reference or "").strip()
+    if not reference or len(reference) > 100:
+        raise BillingError(
+            "invalid_input", _("Give the payment's reference (at most 100 characters)."), field="reference"
+        )
+    statement = _statement_for_update(statement_id=statement_id)
+    if statement.state != Statement.State.APPROVED:
+        raise _wrong_state(
+            statement, "not_approved", _("Only an approved statement can be paid; this one is %(state)s.")
+        )
+    now = now or timezone.now()
+    if not isinstance(paid_on, dt.date) or not local_date(statement.approved_at) <= paid_on <= local_date(
+        now
+    ):
+        raise BillingError(
+            "invalid_input",
+            _("The payment date is between the approval and today."),
+            field="paid_on",
+        )
+    statement.state = Statement.State.PAID
+    statement.paid_on = paid_on
+    statement.paid_at = now
+    statement.paid_by = by
+    statement.payment_reference = reference
+    statement.save(update_fields=["state", "paid_on", "paid_at", "paid_by", "payment_reference"])
+    period = statement.period
+    if not period.statements.filter(~Q(state=Statement.State.PAID)).exists():
+        period.state = SettlementPeriod.State.LOCKED
+        period.locked_at = now
+        period.save(update_fields=["state", "locked_at"])
+    return statement
+
+
+def landing_month(*, after: dt.date, now: dt.datetime) -> dt.date:
+    """The first month after `after` that is not closed: where an adjustment of `after` lands.
+    (At worst the current month, which is never closed.)"""
+    closed = set(ClosedMonth.objects.filter(month__gt=after).values_list("month", flat=True))
+    month = next_month(after)
+    while month in closed and month < month_of(now):
+        month = next_month(month)
+    return month
+
+
+def _insert_adjustment(
+    *,
+    redemption: Redemption,
+    kind: str,
+    amount: Decimal,
+    government_share: Decimal,
+    quantity: Decimal,
+    reason: str,
+    by,
+    job: str,
+    now: dt.datetime,
+) -> Adjustment:
+    """The adjustment row, in the month it lands in, held open (shared ledger lock) while written."""
+    month = landing_month(after=redemption.service_month, now=now)
+    hold_month_for_write(month)
+    if ClosedMonth.objects.filter(month=month).exists():
+        # Closed between the look-up and the lock: the next one is open now.
+        month = landing_month(after=month, now=now)
+        hold_month_for_write(month)
+    amount, government_share = to_fen(amount), to_fen(government_share)
+    return Adjustment.objects.create(
+        kind=kind,
+        redemption=redemption,
+        provider_id=redemption.provider_id,
+        month=month,
+        tier_code=redemption.tier_code,
+        service_item_id=redemption.service_item_id,
+        quantity=quantity,
+        amount=Money(amount, CURRENCY),
+        government_share=Money(government_share, CURRENCY),
+        senior_share=Money(amount - government_share, CURRENCY),
+        reason=reason[:200],
+        created_at=now,
+        created_by=by,
+        created_by_job=job,
+    )
+
+
+def adjust_late_void(*, redemption: Redemption, reason: str, user, now: dt.datetime) -> Adjustment:
+    """The adjustment of a void recorded after the redemption's month was closed: the negative of
+    the redemption, in the next open month of its provider. Called by
+    `vouchers.services.void_redemption` (which has checked who may void, and locked the voucher)
+    inside its transaction, before it writes the void; registered in `billing.apps`."""
+    return _insert_adjustment(
+        redemption=redemption,
+        kind=Adjustment.Kind.VOID,
+        amount=-redemption.amount.amount,
+        government_share=-redemption.government_share.amount,
+        quantity=-redemption.quantity,
+        reason=reason,
+        by=user,
+        job="",
+        now=now,
+    )
+
+
+@transaction.atomic
+def record_adjustment(
+    *,
+    redemption_id: int,
+    kind: str,
+    amount: Decimal,
+    government_share: Decimal,
+    reason: str,
+    quantity: Decimal = ZERO,
+    by=None,
+    job: str = "",
+    now: dt.datetime | None = None,
+) -> Adjustment:
+    """A correction (or a confirmed integrity finding) of a redemption whose month is closed: a
+    signed amount and government share (the senior's share is the rest) landing in the provider's
+    next open month as an adjustment line. A void after close is `vouchers.services.void_redemption`.
+
+    Refuses: not_found, invalid_input (kind, reason, or a share beyond the amount, or by/job),
+    not_permitted (not finance staff), period_open (the redemption's month is open: void it or
+    settle first), already_voided (a voided redemption is corrected no further).
+    """
+    by, job = _actor(by=by, job=job)
+    if kind not in (Adjustment.Kind.CORRECTION, Adjustment.Kind.FINDING):
+        raise BillingError("invalid_input", _("An adjustment is a correction or a finding."), field="kind")
+    reason = (reason or "").strip()
+    if not reason:
+        raise BillingError("invalid_input", _("Say why the adjustment is made."), field="reason")
+    try:
+        amount, government_share = to_fen(Decimal(amount)), to_fen(Decimal(government_share))
+        quantity = Decimal(quantity).quantize(Decimal("0.01"))
+    except (ArithmeticError, TypeError, ValueError):
+        raise BillingError("invalid_input", _("An amount is a number of yuan to the fen.")) from None
+    if amount == 0 or not (min(amount, ZERO) <= government_share <= max(amount, ZERO)):
+        raise BillingError(
+            "invalid_input", _("The amount is not zero and the government's share lies between it and zero.")
+        )
+    redemption = Redemption.objects.filter(pk=redemption_id).first()
+    if redemption is None:
+        raise BillingError("not_found", _("No such redemption."))
+    now = now or timezone.now()
+    hold_month_for_write(redemption.service_month)
+    if not ClosedMonth.objects.filter(month=redemption.service_month).exists():
+        raise BillingError(
+            "period_open",
+            _("%(month)s is still open: void the service instead, or settle the month first."),
+            month=format_month(redemption.service_month),
+        )
+    if RedemptionVoid.objects.filter(redemption_id=redemption.pk).exists():
+        raise BillingError("already_voided", _("This service was voided; it is corrected no further."))
+    return _insert_adjustment(
+        redemption=redemption,
+        kind=kind,
+        amount=amount,
+        government_share=government_share,
+        quantity=quantity,
+        reason=reason,
+        by=by,
+        job=job,
+        now=now,
     )

@@ -3,15 +3,18 @@
 from celery import shared_task
 from django.utils import timezone
 
-from billing.errors import BillingError
+from billing.models import SettlementPeriod
 from billing.services import settle
 from config.months import format_month, month_of, parse_month, previous_month
+
+SETTLE_MONTH_JOB = "celery:settle_month"
 
 
 @shared_task
 def settle_month(month: str) -> dict:
-    """Settle `month` ("YYYY-MM"); returns a JSON-able summary. Domain refusals propagate."""
-    result = settle(month=parse_month(month))
+    """Settle `month` ("YYYY-MM") as the job `celery:settle_month`; returns a JSON-able summary.
+    Domain refusals propagate."""
+    result = settle(month=parse_month(month), job=SETTLE_MONTH_JOB)
     return {
         "month": month,
         "statements": len(result.statements),
@@ -24,12 +27,10 @@ def settle_month(month: str) -> dict:
 
 @shared_task
 def settle_previous_month() -> dict:
-    """Settle the month that ended last (Asia/Shanghai). A month already settled is left alone,
-    so a repeated or late run of the schedule is harmless."""
-    month = format_month(previous_month(month_of(timezone.now())))
-    try:
-        return settle_month(month)
-    except BillingError as error:
-        if error.code != "period_closed":
-            raise
-        return {"month": month, "skipped": error.code}
+    """Close and draft the month that ended last (Asia/Shanghai). A month already settled is left
+    alone (a settlement again is finance's decision: it sends the statements back to draft), so a
+    repeated or late run of the schedule is harmless."""
+    month = previous_month(month_of(timezone.now()))
+    if SettlementPeriod.objects.filter(month=month).exclude(state=SettlementPeriod.State.OPEN).exists():
+        return {"month": format_month(month), "skipped": "period_closed"}
+    return settle_month(format_month(month))

@@ -99,6 +99,8 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "billing.view_settlementperiod",
         "billing.view_statement",
         "billing.view_statementline",
+        "billing.view_adjustment",
+        "billing.view_reconciliationcheck",
         # Seniors' "this service did not happen" (read here; checked on the oversight page later).
         "vouchers.view_dispute",
     ],
@@ -127,17 +129,19 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "billing.view_settlementperiod",
         "billing.view_statement",
         "billing.view_statementline",
+        "billing.view_adjustment",
+        "billing.view_reconciliationcheck",
         "vouchers.view_redemption",
     ],
 }
 
 
-def setup_roles(*, group_model=None, permission_model=None) -> dict[str, int]:
+def setup_roles(*, group_model=None, permission_model=None, missing_ok=False) -> dict[str, int]:
     """Create each role's group and give it exactly ROLE_PERMISSIONS; idempotent.
 
     The models are parameters so a migration can pass its historical ones. Raises LookupError
-    naming any listed permission that does not exist (a typo must not pass silently).
-    Returns {role: number of permissions}.
+    naming any listed permission that does not exist (a typo must not pass silently), unless
+    `missing_ok` (data migrations, whose last one runs when every model exists). Returns {role: number of permissions}.
     """
     if group_model is None or permission_model is None:
         from django.contrib.auth.models import Group, Permission
@@ -152,12 +156,15 @@ def setup_roles(*, group_model=None, permission_model=None) -> dict[str, int]:
         if f"{app_label}.{codename}" in wanted
     }
     missing = sorted(wanted - set(found))
-    if missing:
+    if missing and missing_ok:
+        # A data migration earlier than a model's own (a later roles migration gives it).
+        wanted -= set(missing)
+    elif missing:
         raise LookupError("permissions not found: " + ", ".join(missing))
     counts = {}
     for role, names in ROLE_PERMISSIONS.items():
         group, _created = group_model.objects.get_or_create(name=role)
-        group.permissions.set([found[name] for name in names])
+        group.permissions.set([found[name] for name in names if name in wanted])
         counts[role] = len(names)
     return counts
 
@@ -183,5 +190,7 @@ def setup_roles_in_migration(apps, schema_editor):
         create_permissions(app_config, apps=apps, verbosity=0)
         app_config.models_module = None
     setup_roles(
-        group_model=apps.get_model("auth", "Group"), permission_model=apps.get_model("auth", "Permission")
+        group_model=apps.get_model("auth", "Group"),
+        permission_model=apps.get_model("auth", "Permission"),
+        missing_ok=True,
     )

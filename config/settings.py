@@ -254,3 +254,6 @@ LOGGING = {
         "django.server": {"level": "INFO", "handlers": ["console"], "propagate": False},
     },
 }
+
+# Settlement: a statement is due for payment this many days after its approval.
+STATEMENT_PAYMENT_DAYS = env.int("STATEMENT_PAYMENT_DAYS", default=30)

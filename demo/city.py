@@ -795,7 +795,7 @@ def build_demo_city(*, now: dt.datetime | None = None) -> DemoCity:
         evaluate_eligibility(as_of=last_month)
         issue_vouchers(period=last_month, now=last_issued_at)
     period = SettlementPeriod.objects.filter(month=last_month).first()
-    if period is None or period.state != SettlementPeriod.State.SETTLED:
+    if period is None or period.state == SettlementPeriod.State.OPEN:
         plans = plan_redemptions(
             month=last_month,
             count=LAST_MONTH_REDEMPTIONS,
@@ -805,7 +805,7 @@ def build_demo_city(*, now: dt.datetime | None = None) -> DemoCity:
             until=last_end,
         )
         record_redemptions(plans=plans, void_every=80, until=last_end)
-        settle(month=last_month, settled_by=users["finance"], now=now)
+        settle(month=last_month, by=users["finance"], now=now)
 
     # This month: evaluated and issued on the 1st (or just now, early on the 1st), served so far.
     this_issued_at = min(this_start + dt.timedelta(hours=8), this_start + (now - this_start) / 4)

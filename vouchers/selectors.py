@@ -56,8 +56,12 @@ def check_voucher_usable(
         )
 
 
+def month_is_closed(*, month: dt.date) -> bool:
+    return ClosedMonth.objects.filter(month=month).exists()
+
+
 def check_month_open(*, month: dt.date) -> None:
-    if ClosedMonth.objects.filter(month=month).exists():
+    if month_is_closed(month=month):
         raise VoucherError(
             "period_closed", _("%(month)s has been settled; it can no longer change."), month=f"{month:%Y-%m}"
         )

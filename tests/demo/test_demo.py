@@ -161,7 +161,7 @@ def test_every_tier_and_care_visit_class_occurs(demo, db):
 
 def test_last_month_is_settled_and_reconciles_with_its_redemptions(demo, db):
     period = SettlementPeriod.objects.get(month=demo.last_month)
-    assert period.state == SettlementPeriod.State.SETTLED
+    assert period.state == SettlementPeriod.State.CLOSED
     ledger = Redemption.objects.filter(service_month=demo.last_month)
     assert 150 <= ledger.count() <= 300
     assert RedemptionVoid.objects.filter(redemption__service_month=demo.last_month).exists()
@@ -207,7 +207,7 @@ def test_on_the_first_of_a_month_this_months_services_are_from_earlier_that_day(
     city = build_demo_city(now=now)
 
     # then February is settled, and March's services all happened in the half hour gone by
-    assert SettlementPeriod.objects.get(month=dt.date(2026, 2, 1)).state == SettlementPeriod.State.SETTLED
+    assert SettlementPeriod.objects.get(month=dt.date(2026, 2, 1)).state == SettlementPeriod.State.CLOSED
     march = Redemption.objects.filter(service_month=dt.date(2026, 3, 1))
     start, _end = month_bounds(dt.date(2026, 3, 1))
     assert march.exists()

@@ -10,6 +10,7 @@ import pytest
 from django.contrib.auth.models import Permission
 from rest_framework.test import APIClient
 
+from billing.models import Adjustment
 from providers.models import ServiceItem
 from tests.factories import ContractItemFactory, ServiceItemFactory, UserFactory
 from tests.vouchers.conftest import MONTH, balance_of, scan_and_confirm
@@ -381,13 +382,22 @@ def test_bureau_user_with_the_permission_may_void(world):
     assert response.status_code == 200
 
 
-def test_void_in_a_settled_month_is_refused(world):
+def test_void_in_a_settled_month_is_an_adjustment_of_a_later_month(world):
     created = scan_and_confirm(world.client(), redeem_body(world.token())).json()
     ClosedMonth.objects.create(month=MONTH)
     response = world.client().post(
         f"/api/v1/redemptions/{created['id']}/void/", {"reason": "late"}, format="json"
     )
-    assert_refused(response, 409, "period_closed")
+    # recorded, nothing back onto the voucher: the closed month's statement does not change, and the
+    # reversal is an adjustment in the next open month
+    assert response.status_code == 200
+    assert response.json()["credited_back"] == "0.00"
+    adjustment = Adjustment.objects.get(redemption_id=created["id"])
+    assert (adjustment.kind, adjustment.month > MONTH, adjustment.amount.amount) == (
+        "void",
+        True,
+        -Decimal(created["amount"]),
+    )
 
 
 # --- languages and the shape of errors ----------------------------------------------------------

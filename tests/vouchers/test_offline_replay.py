@@ -84,7 +84,7 @@ def test_a_phone_clock_ahead_of_the_server_is_refused(world):
 
 def test_a_scan_in_a_month_settled_since_is_refused_period_closed(world):
     december = dt.datetime(2026, 12, 2, 9, 0, tzinfo=NOW.tzinfo)
-    settle(month=dt.date(2026, 11, 1), now=december)
+    settle(month=dt.date(2026, 11, 1), job="test", now=december)
     refused(
         "period_closed", redeem_offline, world, scanned_at=december - dt.timedelta(hours=40), now=december
     )

@@ -184,7 +184,7 @@ def test_a_visit_across_the_month_end_is_priced_in_the_month_of_check_in(world):
 def test_check_out_after_the_month_of_check_in_was_settled_is_refused(world):
     night = dt.datetime(2026, 11, 30, 23, 10, tzinfo=NOW.tzinfo)
     visit = check_in(world, at=night)
-    settle(month=dt.date(2026, 11, 1), now=dt.datetime(2026, 12, 1, 0, 30, tzinfo=NOW.tzinfo))
+    settle(month=dt.date(2026, 11, 1), job="test", now=dt.datetime(2026, 12, 1, 0, 30, tzinfo=NOW.tzinfo))
     refused("period_closed", check_out, world, visit, at=night + dt.timedelta(minutes=95))
 
 

@@ -1,0 +1,149 @@
+"""The settlement's set-based statements, as SQL for PostgreSQL and SQLite.
+
+A month is settled in a handful of statements whatever its size (DESIGN.md: the database does the
+set work): one `INSERT … SELECT` makes the missing statements, one `INSERT … SELECT … GROUP BY`
+the service lines from the month's redemptions, one the adjustment lines, one `UPDATE` the
+statements' figures from their lines. The same SQL runs on both databases except for sums of
+money: PostgreSQL adds `numeric` exactly; SQLite stores decimals as binary floats, so there it
+adds whole fen (`CAST(ROUND(x * 100) AS INTEGER)`) and divides once, which is exact too.
+
+A redemption is paid in its month unless it was voided while the month was open: a void after
+the month closed came with an adjustment (kind `void`) in a later month, so the redemption stays
+in its own month's statement and its reversal in the later one. Every settlement of a month thus
+sees the same set, whenever it runs: the figures are reproducible.
+"""
+
+from django.db import connection
+
+# A redemption's void that counts in its own month: one with no void-adjustment.
+LEDGER = """
+    FROM vouchers_redemption r
+    LEFT JOIN vouchers_redemptionvoid v ON v.redemption_id = r.id
+    LEFT JOIN billing_adjustment late ON late.redemption_id = r.id AND late.kind = 'void'
+    WHERE r.service_month = %(month)s
+"""
+PAID = "(v.id IS NULL OR late.id IS NOT NULL)"
+
+
+def money_sum(expression: str) -> str:
+    """SQL for the exact sum of an amount column or expression, as an amount."""
+    if connection.vendor == "sqlite":
+        return f"(COALESCE(SUM(CAST(ROUND(({expression}) * 100) AS INTEGER)), 0) / 100.0)"
+    return f"COALESCE(SUM({expression}), 0)"
+
+
+def fen_sum(expression: str) -> str:
+    """SQL for the exact sum of an amount in a form that compares exactly (fen on SQLite)."""
+    if connection.vendor == "sqlite":
+        return f"COALESCE(SUM(CAST(ROUND(({expression}) * 100) AS INTEGER)), 0)"
+    return f"COALESCE(SUM({expression}), 0)"
+
+
+def fen(expression: str) -> str:
+    """SQL for one amount in the form `fen_sum` compares with."""
+    if connection.vendor == "sqlite":
+        return f"CAST(ROUND(({expression}) * 100) AS INTEGER)"
+    return f"({expression})"
+
+
+def served_on() -> str:
+    """SQL for the date of service, in Asia/Shanghai (a fixed UTC+8, no daylight saving)."""
+    if connection.vendor == "sqlite":
+        return "date(r.served_at, '+8 hours')"
+    return "CAST((r.served_at AT TIME ZONE 'Asia/Shanghai') AS date)"
+
+
+def missing_statements() -> str:
+    """Insert a draft statement for every provider with services or adjustments in the month, or
+    an active contract overlapping it, that has none yet (figures zero until `statement_figures`)."""
+    return """
+    INSERT INTO billing_statement (
+        period_id, provider_id, state, redemption_count, void_count, adjustment_count,
+        total_amount, total_amount_currency, government_total, government_total_currency,
+        senior_total, senior_total_currency, created_at, prepared_at, prepared_by_id, prepared_by_job,
+        review_note, payment_reference
+    )
+    SELECT %(period)s, p.provider_id, 'draft', 0, 0, 0, 0, 'CNY', 0, 'CNY', 0, 'CNY',
+           %(now)s, %(now)s, %(by)s, %(job)s, '', ''
+    FROM (
+        SELECT DISTINCT provider_id FROM vouchers_redemption WHERE service_month = %(month)s
+        UNION SELECT provider_id FROM billing_adjustment WHERE month = %(month)s
+        UNION SELECT provider_id FROM providers_contract
+              WHERE status = 'active' AND starts_on <= %(last_day)s AND ends_on >= %(month)s
+    ) p
+    WHERE NOT EXISTS (
+        SELECT 1 FROM billing_statement s WHERE s.period_id = %(period)s AND s.provider_id = p.provider_id
+    )
+    """
+
+
+def service_lines() -> str:
+    """One line per statement, tier and service item: the month's paid redemptions, and how many
+    were voided while the month was open."""
+    return f"""
+    INSERT INTO billing_statementline (
+        statement_id, kind, tier_code, service_item_id, redemption_count, void_count, quantity,
+        amount, amount_currency, government_share, government_share_currency,
+        senior_share, senior_share_currency
+    )
+    SELECT s.id, 'service', g.tier_code, g.service_item_id, g.n, g.voided, g.quantity,
+           g.amount, 'CNY', g.government, 'CNY', g.senior, 'CNY'
+    FROM (
+        SELECT r.provider_id, r.tier_code, r.service_item_id,
+               SUM(CASE WHEN {PAID} THEN 1 ELSE 0 END) AS n,
+               SUM(CASE WHEN {PAID} THEN 0 ELSE 1 END) AS voided,
+               {money_sum(f"CASE WHEN {PAID} THEN r.quantity ELSE 0 END")} AS quantity,
+               {money_sum(f"CASE WHEN {PAID} THEN r.amount ELSE 0 END")} AS amount,
+               {money_sum(f"CASE WHEN {PAID} THEN r.government_share ELSE 0 END")} AS government,
+               {money_sum(f"CASE WHEN {PAID} THEN r.senior_share ELSE 0 END")} AS senior
+        {LEDGER}
+        GROUP BY r.provider_id, r.tier_code, r.service_item_id
+    ) g
+    JOIN billing_statement s ON s.period_id = %(period)s AND s.provider_id = g.provider_id
+    """
+
+
+def adjustment_lines() -> str:
+    """One line per statement, tier and service item of the adjustments landing in the month."""
+    return f"""
+    INSERT INTO billing_statementline (
+        statement_id, kind, tier_code, service_item_id, redemption_count, void_count, quantity,
+        amount, amount_currency, government_share, government_share_currency,
+        senior_share, senior_share_currency
+    )
+    SELECT s.id, 'adjustment', a.tier_code, a.service_item_id, COUNT(*), 0, {money_sum("a.quantity")},
+           {money_sum("a.amount")}, 'CNY', {money_sum("a.government_share")}, 'CNY',
+           {money_sum("a.senior_share")}, 'CNY'
+    FROM billing_adjustment a
+    JOIN billing_statement s ON s.period_id = %(period)s AND s.provider_id = a.provider_id
+    WHERE a.month = %(month)s
+    GROUP BY s.id, a.tier_code, a.service_item_id
+    """
+
+
+def statement_figures() -> str:
+    """Every statement of the period gets the sums of its lines, back to draft with its preparer."""
+
+    def of_lines(column: str, kind: str | None = None, money: bool = False) -> str:
+        which = f" AND l.kind = '{kind}'" if kind else ""
+        total = money_sum(f"l.{column}") if money else f"COALESCE(SUM(l.{column}), 0)"
+        return f"(SELECT {total} FROM billing_statementline l WHERE l.statement_id = billing_statement.id{which})"
+
+    return f"""
+    UPDATE billing_statement SET
+        redemption_count = {of_lines("redemption_count", "service")},
+        void_count = {of_lines("void_count", "service")},
+        adjustment_count = {of_lines("redemption_count", "adjustment")},
+        total_amount = {of_lines("amount", money=True)},
+        government_total = {of_lines("government_share", money=True)},
+        senior_total = {of_lines("senior_share", money=True)},
+        state = 'draft', prepared_at = %(now)s, prepared_by_id = %(by)s, prepared_by_job = %(job)s,
+        reviewed_at = NULL, reviewed_by_id = NULL, review_note = ''
+    WHERE period_id = %(period)s
+    """
+
+
+def run(sql: str, params: dict) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount
