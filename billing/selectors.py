@@ -399,3 +399,12 @@ def redemption_rows_for_export(*, month: dt.date, provider_code: str | None = No
         .values(*REDEMPTION_EXPORT_FIELDS)
         .iterator(chunk_size=EXPORT_CHUNK)
     )
+
+
+def own_provider_id(user) -> int | None:
+    """The provider whose statements `user` sees as its manager (None for anyone else)."""
+    return _own_provider_id(user) if user.is_authenticated else None
+
+
+def provider_by_id(*, provider_id: int) -> Provider:
+    return Provider.objects.get(pk=provider_id)
