@@ -19,58 +19,21 @@ with adjustments; they do not stop the payment of what was served correctly.
 """
 
 import datetime as dt
+from collections import defaultdict
+from dataclasses import dataclass, field
+from decimal import Decimal
 
 from django.db import connection
+from django.db.models import Count, Sum
 
-from billing.models import ReconciliationCheck, SettlementPeriod
+from billing import settlement_sql
+from billing.models import Adjustment, ReconciliationCheck, SettlementPeriod, Statement, StatementLine
 from billing.settlement_sql import LEDGER, PAID, fen, fen_sum, served_on
+from config.months import last_day
 
 SAMPLE = 20
+ZERO = Decimal("0.00")
 BLOCKING = ("statements_add_up",)
-
-
-def _statements_add_up() -> str:
-    return f"""
-    WITH ledger AS (
-        SELECT r.provider_id, COUNT(*) AS n, {fen_sum("r.amount")} AS amount,
-               {fen_sum("r.government_share")} AS government, {fen_sum("r.senior_share")} AS senior
-        {LEDGER} AND {PAID}
-        GROUP BY r.provider_id
-    ), adjusted AS (
-        SELECT provider_id, COUNT(*) AS n, {fen_sum("amount")} AS amount,
-               {fen_sum("government_share")} AS government, {fen_sum("senior_share")} AS senior
-        FROM billing_adjustment WHERE month = %(month)s GROUP BY provider_id
-    ), lined AS (
-        SELECT statement_id,
-               SUM(CASE WHEN kind = 'service' THEN redemption_count ELSE 0 END) AS n,
-               SUM(CASE WHEN kind = 'adjustment' THEN redemption_count ELSE 0 END) AS adjustments,
-               {fen_sum("CASE WHEN kind = 'service' THEN amount ELSE 0 END")} AS service_amount,
-               {fen_sum("CASE WHEN kind = 'service' THEN government_share ELSE 0 END")} AS service_government,
-               {fen_sum("amount")} AS amount, {fen_sum("government_share")} AS government,
-               {fen_sum("senior_share")} AS senior
-        FROM billing_statementline
-        WHERE statement_id IN (SELECT id FROM billing_statement WHERE period_id = %(period)s)
-        GROUP BY statement_id
-    ), checked AS (
-        SELECT s.id FROM billing_statement s
-        LEFT JOIN lined l ON l.statement_id = s.id
-        LEFT JOIN ledger g ON g.provider_id = s.provider_id
-        LEFT JOIN adjusted a ON a.provider_id = s.provider_id
-        WHERE s.period_id = %(period)s AND NOT (
-            s.redemption_count = COALESCE(l.n, 0) AND s.redemption_count = COALESCE(g.n, 0)
-            AND s.adjustment_count = COALESCE(l.adjustments, 0) AND s.adjustment_count = COALESCE(a.n, 0)
-            AND {fen("s.total_amount")} = COALESCE(l.amount, 0)
-            AND {fen("s.government_total")} = COALESCE(l.government, 0)
-            AND {fen("s.senior_total")} = COALESCE(l.senior, 0)
-            AND COALESCE(l.service_amount, 0) = COALESCE(g.amount, 0)
-            AND COALESCE(l.service_government, 0) = COALESCE(g.government, 0)
-            AND COALESCE(l.amount, 0) = COALESCE(g.amount, 0) + COALESCE(a.amount, 0)
-            AND COALESCE(l.government, 0) = COALESCE(g.government, 0) + COALESCE(a.government, 0)
-            AND COALESCE(l.senior, 0) = COALESCE(g.senior, 0) + COALESCE(a.senior, 0)
-        )
-    )
-    SELECT COUNT(*) OVER (), id FROM checked ORDER BY id LIMIT {SAMPLE}
-    """
 
 
 def _within_validity() -> str:
@@ -103,7 +66,7 @@ def _within_contract() -> str:
 
 def _voucher_not_overspent() -> str:
     return f"""
-    WITH spent AS (
+    WITH spent AS MATERIALIZED (
         SELECT r.voucher_id,
                {fen_sum("r.government_share")} - {fen_sum("COALESCE(v.credited_back, 0)")} AS net
         {LEDGER}
@@ -117,12 +80,14 @@ def _voucher_not_overspent() -> str:
 
 
 def _tier_within_face_value() -> str:
+    # From the service lines (checked against the ledger by statements_add_up), not the ledger again.
     return f"""
-    WITH spent AS (
-        SELECT r.tier_code, {fen_sum("r.government_share")} AS government
-        {LEDGER} AND {PAID}
-        GROUP BY r.tier_code
-    ), issued AS (
+    WITH spent AS MATERIALIZED (
+        SELECT l.tier_code, {fen_sum("l.government_share")} AS government
+        FROM billing_statementline l JOIN billing_statement s ON s.id = l.statement_id
+        WHERE s.period_id = %(period)s AND l.kind = 'service'
+        GROUP BY l.tier_code
+    ), issued AS MATERIALIZED (
         SELECT tier_code, {fen_sum("face_value + carried_over")} AS entitled
         FROM vouchers_voucher WHERE period = %(month)s GROUP BY tier_code
     )
@@ -134,36 +99,143 @@ def _tier_within_face_value() -> str:
 
 
 CHECKS = {
-    "statements_add_up": _statements_add_up,
+    "statements_add_up": None,
     "within_validity": _within_validity,
     "within_contract": _within_contract,
     "voucher_not_overspent": _voucher_not_overspent,
     "tier_within_face_value": _tier_within_face_value,
 }
+# What PostgreSQL's one pass over the ledger (settlement_sql.pg_lines_and_ledger) answers.
+FROM_THE_LEDGER_PASS = ("within_validity", "within_contract")
 
 
-def run_checks(*, period: SettlementPeriod, now: dt.datetime) -> list[ReconciliationCheck]:
+@dataclass
+class Ledger:
+    """The month's paid services per provider: (count, amount, government, senior), and, from
+    PostgreSQL's one pass, the outcomes of the checks it made: code → (failing count, sample)."""
+
+    providers: dict = field(default_factory=dict)
+    outcomes: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_pg_rows(cls, rows) -> "Ledger":
+        ledger = cls()
+        invalid, off = [0, []], [0, []]
+        for (
+            provider_id,
+            n,
+            amount,
+            government,
+            senior,
+            invalid_n,
+            invalid_ids,
+            off_n,
+            off_ids,
+            _lines,
+        ) in rows:
+            ledger.providers[provider_id] = (n, as_fen(amount), as_fen(government), as_fen(senior))
+            invalid[0] += invalid_n
+            invalid[1] += invalid_ids or []
+            off[0] += off_n
+            off[1] += off_ids or []
+        for code, (count, sample) in zip(FROM_THE_LEDGER_PASS, (invalid, off), strict=True):
+            ledger.outcomes[code] = (count, sorted(sample)[:SAMPLE])
+        return ledger
+
+
+def as_fen(value) -> Decimal:
+    """An amount summed by either database, to the fen (SQLite's sums come back as floats of whole
+    fen, django-money's sometimes as Money)."""
+    value = getattr(value, "amount", value)
+    return Decimal(str(value if value is not None else 0)).quantize(Decimal("0.01"))
+
+
+def _statements_add_up(*, period: SettlementPeriod, providers: dict) -> tuple[int, list]:
+    """Statements whose figures differ from the sums of their lines, whose service lines differ
+    from their provider's paid services, or whose adjustment lines from the adjustments landing
+    in the month (all small: a statement per provider)."""
+    lines = defaultdict(lambda: [0, ZERO, ZERO, ZERO])
+    for row in (
+        StatementLine.objects.filter(statement__period=period)
+        .values("statement_id", "kind")
+        .annotate(
+            n=Sum("redemption_count"), a=Sum("amount"), g=Sum("government_share"), s=Sum("senior_share")
+        )
+        .order_by()
+    ):
+        lines[(row["statement_id"], row["kind"])] = [
+            row["n"],
+            as_fen(row["a"]),
+            as_fen(row["g"]),
+            as_fen(row["s"]),
+        ]
+    adjusted = {
+        row["provider_id"]: (row["n"], as_fen(row["a"]), as_fen(row["g"]), as_fen(row["s"]))
+        for row in Adjustment.objects.filter(month=period.month)
+        .values("provider_id")
+        .annotate(n=Count("id"), a=Sum("amount"), g=Sum("government_share"), s=Sum("senior_share"))
+        .order_by()
+    }
+    nothing = (0, ZERO, ZERO, ZERO)
+    failing = []
+    for statement in Statement.objects.filter(period=period).order_by("id"):
+        service = tuple(lines[(statement.pk, "service")])
+        adjustment = tuple(lines[(statement.pk, "adjustment")])
+        own = (
+            statement.redemption_count + statement.adjustment_count,
+            as_fen(statement.total_amount.amount),
+            as_fen(statement.government_total.amount),
+            as_fen(statement.senior_total.amount),
+        )
+        summed = tuple(a + b for a, b in zip(service, adjustment, strict=True))
+        if not (
+            own == summed
+            and service == providers.get(statement.provider_id, nothing)
+            and adjustment == adjusted.get(statement.provider_id, nothing)
+        ):
+            failing.append(statement.pk)
+    return len(failing), failing[:SAMPLE]
+
+
+def run_checks(
+    *, period: SettlementPeriod, now: dt.datetime, ledger: Ledger | None = None
+) -> list[ReconciliationCheck]:
     """Run every check of `period` (in the settlement's transaction) and store its outcome,
-    replacing that of an earlier settlement of the month."""
-    params = {"period": period.pk, "month": connection.ops.adapt_datefield_value(period.month)}
-    results = []
-    with connection.cursor() as cursor:
-        for code, sql in CHECKS.items():
-            cursor.execute(sql(), params)
-            rows = cursor.fetchall()
-            failing = rows[0][0] if rows else 0
-            results.append(
-                ReconciliationCheck(
-                    period=period,
-                    code=code,
-                    status=ReconciliationCheck.Status.FAILED
-                    if failing
-                    else ReconciliationCheck.Status.PASSED,
-                    failing_count=failing,
-                    sample=[row[1] for row in rows],
-                    checked_at=now,
+    replacing that of an earlier settlement of the month. `ledger`: what PostgreSQL's one pass
+    over the month found; without it (SQLite) each check reads the ledger itself."""
+    params = {
+        "period": period.pk,
+        "month": connection.ops.adapt_datefield_value(period.month),
+        "last_day": connection.ops.adapt_datefield_value(last_day(period.month)),
+    }
+    if ledger is None:
+        ledger = Ledger(
+            providers={
+                provider_id: (n, as_fen(amount), as_fen(government), as_fen(senior))
+                for provider_id, n, amount, government, senior in settlement_sql.fetch(
+                    settlement_sql.provider_ledger(), params
                 )
-            )
+            }
+        )
+    outcomes = dict(ledger.outcomes)
+    outcomes["statements_add_up"] = _statements_add_up(period=period, providers=ledger.providers)
+    for code, sql in CHECKS.items():
+        if code not in outcomes:
+            rows = settlement_sql.fetch(sql(), params)
+            outcomes[code] = (rows[0][0] if rows else 0, [row[1] for row in rows])
+    results = [
+        ReconciliationCheck(
+            period=period,
+            code=code,
+            status=ReconciliationCheck.Status.FAILED
+            if outcomes[code][0]
+            else ReconciliationCheck.Status.PASSED,
+            failing_count=outcomes[code][0],
+            sample=list(outcomes[code][1]),
+            checked_at=now,
+        )
+        for code in CHECKS
+    ]
     ReconciliationCheck.objects.filter(period=period).delete()
     return ReconciliationCheck.objects.bulk_create(results)
 

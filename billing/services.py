@@ -162,10 +162,16 @@ def settle(*, month: dt.date, by=None, job: str = "", now: dt.datetime | None = 
         "(SELECT id FROM billing_statement WHERE period_id = %(period)s)",
         params,
     )
-    settlement_sql.run(settlement_sql.service_lines(), params)
+    if connection.vendor == "postgresql":
+        # One pass over the ledger: the service lines, and what the checks need of it.
+        rows = settlement_sql.fetch(settlement_sql.pg_lines_and_ledger(), params)
+        ledger = reconciliation.Ledger.from_pg_rows(rows)
+    else:
+        settlement_sql.run(settlement_sql.service_lines(), params)
+        ledger = None
     settlement_sql.run(settlement_sql.adjustment_lines(), params)
     settlement_sql.run(settlement_sql.statement_figures(), params)
-    reconciliation.run_checks(period=period, now=now)
+    reconciliation.run_checks(period=period, now=now, ledger=ledger)
 
     statements = list(period.statements.order_by("provider_id"))
     totals = period.statements.aggregate(

@@ -147,3 +147,83 @@ def run(sql: str, params: dict) -> int:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.rowcount
+
+
+# GROUPING(provider, tier, item) of each grouping set of `pg_lines_and_ledger`.
+LINE_SET, PROVIDER_SET = 0, 3
+
+
+def pg_lines_and_ledger() -> str:
+    """PostgreSQL: the service lines and what the reconciliation checks need from the ledger, in
+    one pass over the month's redemptions (GROUPING SETS, hashed: a few hundred groups): the lines
+    are inserted; the query answers one row per provider: its paid services' count and sums, and
+    how many of them (with the first ids) lie outside their voucher's validity or their contract.
+
+    A service is checked against its voucher's days only where the voucher's window does not
+    cover the whole month (issued late, revoked early) or the voucher is not of the month; likewise
+    its contract's. The voucher and contract tables are joined, not read through CTEs, so that the
+    planner hashes the small sides."""
+    on_shanghai = "::timestamp AT TIME ZONE 'Asia/Shanghai'"
+    voucher_ok = (
+        "CASE WHEN w.id IS NULL THEN false"
+        " WHEN w.valid_from <= %(month)s AND w.valid_until >= %(last_day)s THEN true"
+        f" ELSE r.served_at >= w.valid_from{on_shanghai} AND r.served_at < (w.valid_until + 1){on_shanghai} END"
+    )
+    contract_ok = (
+        "CASE WHEN c.provider_id <> r.provider_id OR ci.service_item_id <> r.service_item_id THEN false"
+        " WHEN c.starts_on <= %(month)s AND c.ends_on >= %(last_day)s THEN true"
+        f" ELSE r.served_at >= c.starts_on{on_shanghai} AND r.served_at < (c.ends_on + 1){on_shanghai} END"
+    )
+    joins = (
+        "LEFT JOIN vouchers_voucher w ON w.id = r.voucher_id AND w.period = %(month)s "
+        "JOIN providers_contractitem ci ON ci.id = r.contract_item_id "
+        "JOIN providers_contract c ON c.id = ci.contract_id WHERE"
+    )
+    return f"""
+    WITH ledger AS MATERIALIZED (
+        SELECT r.provider_id, r.tier_code, r.service_item_id,
+               GROUPING(r.provider_id, r.tier_code, r.service_item_id) AS g,
+               COUNT(*) FILTER (WHERE {PAID}) AS n, COUNT(*) FILTER (WHERE NOT {PAID}) AS voided,
+               COALESCE(SUM(r.quantity) FILTER (WHERE {PAID}), 0) AS quantity,
+               COALESCE(SUM(r.amount) FILTER (WHERE {PAID}), 0) AS amount,
+               COALESCE(SUM(r.government_share) FILTER (WHERE {PAID}), 0) AS government,
+               COALESCE(SUM(r.senior_share) FILTER (WHERE {PAID}), 0) AS senior,
+               COUNT(*) FILTER (WHERE {PAID} AND NOT ({voucher_ok})) AS invalid_n,
+               (array_agg(r.id) FILTER (WHERE {PAID} AND NOT ({voucher_ok})))[1:20] AS invalid_ids,
+               COUNT(*) FILTER (WHERE {PAID} AND NOT ({contract_ok})) AS off_n,
+               (array_agg(r.id) FILTER (WHERE {PAID} AND NOT ({contract_ok})))[1:20] AS off_ids
+        {LEDGER.replace("WHERE", joins, 1)}
+        GROUP BY GROUPING SETS ((r.provider_id, r.tier_code, r.service_item_id), (r.provider_id))
+    ), inserted AS (
+        INSERT INTO billing_statementline (
+            statement_id, kind, tier_code, service_item_id, redemption_count, void_count, quantity,
+            amount, amount_currency, government_share, government_share_currency,
+            senior_share, senior_share_currency
+        )
+        SELECT s.id, 'service', l.tier_code, l.service_item_id, l.n, l.voided, l.quantity,
+               l.amount, 'CNY', l.government, 'CNY', l.senior, 'CNY'
+        FROM ledger l JOIN billing_statement s ON s.period_id = %(period)s AND s.provider_id = l.provider_id
+        WHERE l.g = {LINE_SET}
+        RETURNING 1
+    )
+    SELECT provider_id, n, amount, government, senior, invalid_n, invalid_ids, off_n, off_ids,
+           (SELECT COUNT(*) FROM inserted)
+    FROM ledger WHERE g = {PROVIDER_SET}
+    """
+
+
+def provider_ledger() -> str:
+    """Any database: per provider, the month's paid services (count and sums) — for SQLite, where
+    `pg_lines_and_ledger` does not run."""
+    return f"""
+    SELECT r.provider_id, COUNT(*), {money_sum("r.amount")}, {money_sum("r.government_share")},
+           {money_sum("r.senior_share")}
+    {LEDGER} AND {PAID}
+    GROUP BY r.provider_id
+    """
+
+
+def fetch(sql: str, params: dict) -> list[tuple]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()

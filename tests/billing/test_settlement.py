@@ -329,10 +329,22 @@ def test_nothing_can_be_redeemed_in_a_settled_month_and_a_void_does_not_change_i
 
 
 def test_a_statement_that_does_not_add_up_fails_its_check_and_cannot_be_approved(city, monkeypatch):
-    # given a month of services, and an aggregation that loses its lines (which should never happen)
+    # given a month of services, and a settlement that counts each service line twice (once more
+    # as an adjustment line, of adjustments that do not exist: which should never happen)
     serve_a_month(city)
     monkeypatch.setattr(
-        services.settlement_sql, "service_lines", lambda: "DELETE FROM billing_statementline WHERE 1 = 0"
+        services.settlement_sql,
+        "adjustment_lines",
+        lambda: """
+        INSERT INTO billing_statementline (
+            statement_id, kind, tier_code, service_item_id, redemption_count, void_count, quantity,
+            amount, amount_currency, government_share, government_share_currency,
+            senior_share, senior_share_currency)
+        SELECT statement_id, 'adjustment', tier_code, service_item_id, redemption_count, 0, quantity,
+            amount, 'CNY', government_share, 'CNY', senior_share, 'CNY'
+        FROM billing_statementline WHERE kind = 'service'
+        AND statement_id IN (SELECT id FROM billing_statement WHERE period_id = %(period)s)
+        """,
     )
 
     # when the month is settled
