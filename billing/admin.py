@@ -2,13 +2,13 @@
 
 from django.contrib import admin
 
-from billing.models import SettlementPeriod, Statement, StatementLine
+from billing.models import Adjustment, ReconciliationCheck, SettlementPeriod, Statement, StatementLine
 from config.admin import ReadOnlyAdmin
 
 
 @admin.register(SettlementPeriod)
 class SettlementPeriodAdmin(ReadOnlyAdmin):
-    list_display = ["month", "state", "settled_at", "settled_by"]
+    list_display = ["month", "state", "settled_at", "settled_by", "settled_by_job", "locked_at"]
     list_filter = ["state"]
     list_select_related = ["settled_by"]
     date_hierarchy = "month"
@@ -17,9 +17,11 @@ class SettlementPeriodAdmin(ReadOnlyAdmin):
 class StatementLineInline(admin.TabularInline):
     model = StatementLine
     fields = [
+        "kind",
         "tier_code",
         "service_item",
         "redemption_count",
+        "void_count",
         "quantity",
         "amount",
         "government_share",
@@ -44,12 +46,38 @@ class StatementAdmin(ReadOnlyAdmin):
     list_display = [
         "period",
         "provider",
+        "state",
+        "due_date",
         "redemption_count",
         "total_amount",
         "government_total",
         "senior_total",
     ]
-    list_filter = ["period__month"]
+    list_filter = ["state", "period__month"]
     list_select_related = ["period", "provider"]
     search_fields = ["provider__code", "provider__name"]
     inlines = [StatementLineInline]
+
+
+@admin.register(Adjustment)
+class AdjustmentAdmin(ReadOnlyAdmin):
+    list_display = [
+        "month",
+        "provider",
+        "kind",
+        "redemption",
+        "amount",
+        "government_share",
+        "reason",
+        "created_at",
+    ]
+    list_filter = ["kind", "month"]
+    list_select_related = ["provider"]
+    raw_id_fields = ["redemption"]
+
+
+@admin.register(ReconciliationCheck)
+class ReconciliationCheckAdmin(ReadOnlyAdmin):
+    list_display = ["period", "code", "status", "failing_count", "checked_at"]
+    list_filter = ["status", "code"]
+    list_select_related = ["period"]

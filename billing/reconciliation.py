@@ -65,11 +65,13 @@ def _within_contract() -> str:
 
 
 def _voucher_not_overspent() -> str:
+    # Services the senior paid in full spend nothing of a voucher: only the others are added up.
     return f"""
     WITH spent AS MATERIALIZED (
         SELECT r.voucher_id,
                {fen_sum("r.government_share")} - {fen_sum("COALESCE(v.credited_back, 0)")} AS net
-        {LEDGER}
+        FROM vouchers_redemption r LEFT JOIN vouchers_redemptionvoid v ON v.redemption_id = r.id
+        WHERE r.service_month = %(month)s AND r.government_share > 0
         GROUP BY r.voucher_id
     )
     SELECT COUNT(*) OVER (), w.id FROM spent
@@ -135,11 +137,11 @@ class Ledger:
         ) in rows:
             ledger.providers[provider_id] = (n, as_fen(amount), as_fen(government), as_fen(senior))
             invalid[0] += invalid_n
-            invalid[1] += invalid_ids or []
+            invalid[1].extend(invalid_ids or [])
             off[0] += off_n
-            off[1] += off_ids or []
+            off[1].extend(off_ids or [])
         for code, (count, sample) in zip(FROM_THE_LEDGER_PASS, (invalid, off), strict=True):
-            ledger.outcomes[code] = (count, sorted(sample)[:SAMPLE])
+            ledger.outcomes[code] = (count, sorted(set(sample))[:SAMPLE])
         return ledger
 
 

@@ -157,7 +157,8 @@ def pg_lines_and_ledger() -> str:
     """PostgreSQL: the service lines and what the reconciliation checks need from the ledger, in
     one pass over the month's redemptions (GROUPING SETS, hashed: a few hundred groups): the lines
     are inserted; the query answers one row per provider: its paid services' count and sums, and
-    how many of them (with the first ids) lie outside their voucher's validity or their contract.
+    how many of them lie outside their voucher's validity or their contract, with the first and
+    last such id of each of its lines (a sample: fixed-size aggregates keep the pass hashed).
 
     A service is checked against its voucher's days only where the voucher's window does not
     cover the whole month (issued late, revoked early) or the voucher is not of the month; likewise
@@ -170,30 +171,41 @@ def pg_lines_and_ledger() -> str:
         f" ELSE r.served_at >= w.valid_from{on_shanghai} AND r.served_at < (w.valid_until + 1){on_shanghai} END"
     )
     contract_ok = (
-        "CASE WHEN c.provider_id <> r.provider_id OR ci.service_item_id <> r.service_item_id THEN false"
+        "CASE WHEN c.provider_id <> r.provider_id OR c.service_item_id <> r.service_item_id THEN false"
         " WHEN c.starts_on <= %(month)s AND c.ends_on >= %(last_day)s THEN true"
         f" ELSE r.served_at >= c.starts_on{on_shanghai} AND r.served_at < (c.ends_on + 1){on_shanghai} END"
     )
     joins = (
         "LEFT JOIN vouchers_voucher w ON w.id = r.voucher_id AND w.period = %(month)s "
-        "JOIN providers_contractitem ci ON ci.id = r.contract_item_id "
-        "JOIN providers_contract c ON c.id = ci.contract_id WHERE"
+        "JOIN (SELECT ci.id, ci.service_item_id, k.provider_id, k.starts_on, k.ends_on"
+        "      FROM providers_contractitem ci JOIN providers_contract k ON k.id = ci.contract_id) c"
+        " ON c.id = r.contract_item_id WHERE"
     )
+    # Each service's three facts are worked out once (OFFSET 0 keeps the subquery from being
+    # folded into the aggregates, which would work them out once per aggregate).
     return f"""
     WITH ledger AS MATERIALIZED (
-        SELECT r.provider_id, r.tier_code, r.service_item_id,
-               GROUPING(r.provider_id, r.tier_code, r.service_item_id) AS g,
-               COUNT(*) FILTER (WHERE {PAID}) AS n, COUNT(*) FILTER (WHERE NOT {PAID}) AS voided,
-               COALESCE(SUM(r.quantity) FILTER (WHERE {PAID}), 0) AS quantity,
-               COALESCE(SUM(r.amount) FILTER (WHERE {PAID}), 0) AS amount,
-               COALESCE(SUM(r.government_share) FILTER (WHERE {PAID}), 0) AS government,
-               COALESCE(SUM(r.senior_share) FILTER (WHERE {PAID}), 0) AS senior,
-               COUNT(*) FILTER (WHERE {PAID} AND NOT ({voucher_ok})) AS invalid_n,
-               (array_agg(r.id) FILTER (WHERE {PAID} AND NOT ({voucher_ok})))[1:20] AS invalid_ids,
-               COUNT(*) FILTER (WHERE {PAID} AND NOT ({contract_ok})) AS off_n,
-               (array_agg(r.id) FILTER (WHERE {PAID} AND NOT ({contract_ok})))[1:20] AS off_ids
-        {LEDGER.replace("WHERE", joins, 1)}
-        GROUP BY GROUPING SETS ((r.provider_id, r.tier_code, r.service_item_id), (r.provider_id))
+        SELECT provider_id, tier_code, service_item_id,
+               GROUPING(provider_id, tier_code, service_item_id) AS g,
+               COUNT(*) FILTER (WHERE paid) AS n, COUNT(*) FILTER (WHERE NOT paid) AS voided,
+               COALESCE(SUM(quantity) FILTER (WHERE paid), 0) AS quantity,
+               COALESCE(SUM(amount) FILTER (WHERE paid), 0) AS amount,
+               COALESCE(SUM(government_share) FILTER (WHERE paid), 0) AS government,
+               COALESCE(SUM(senior_share) FILTER (WHERE paid), 0) AS senior,
+               COUNT(*) FILTER (WHERE paid AND NOT voucher_ok) AS invalid_n,
+               MIN(id) FILTER (WHERE paid AND NOT voucher_ok) AS invalid_first,
+               MAX(id) FILTER (WHERE paid AND NOT voucher_ok) AS invalid_last,
+               COUNT(*) FILTER (WHERE paid AND NOT contract_ok) AS off_n,
+               MIN(id) FILTER (WHERE paid AND NOT contract_ok) AS off_first,
+               MAX(id) FILTER (WHERE paid AND NOT contract_ok) AS off_last
+        FROM (
+            SELECT r.id, r.provider_id, r.tier_code, r.service_item_id, r.quantity, r.amount,
+                   r.government_share, r.senior_share, {PAID} AS paid,
+                   {voucher_ok} AS voucher_ok, {contract_ok} AS contract_ok
+            {LEDGER.replace("WHERE", joins, 1)}
+            OFFSET 0
+        ) f
+        GROUP BY GROUPING SETS ((provider_id, tier_code, service_item_id), (provider_id))
     ), inserted AS (
         INSERT INTO billing_statementline (
             statement_id, kind, tier_code, service_item_id, redemption_count, void_count, quantity,
@@ -206,9 +218,15 @@ def pg_lines_and_ledger() -> str:
         WHERE l.g = {LINE_SET}
         RETURNING 1
     )
-    SELECT provider_id, n, amount, government, senior, invalid_n, invalid_ids, off_n, off_ids,
+    -- per provider: its sums, and failing services' count with the first and last ids of each line
+    SELECT p.provider_id, p.n, p.amount, p.government, p.senior, p.invalid_n,
+           ARRAY(SELECT unnest(ARRAY[l.invalid_first, l.invalid_last]) FROM ledger l
+                 WHERE l.g = {LINE_SET} AND l.provider_id = p.provider_id AND l.invalid_n > 0),
+           p.off_n,
+           ARRAY(SELECT unnest(ARRAY[l.off_first, l.off_last]) FROM ledger l
+                 WHERE l.g = {LINE_SET} AND l.provider_id = p.provider_id AND l.off_n > 0),
            (SELECT COUNT(*) FROM inserted)
-    FROM ledger WHERE g = {PROVIDER_SET}
+    FROM ledger p WHERE p.g = {PROVIDER_SET}
     """
 
 
