@@ -9,10 +9,11 @@ The headers and sheet names are Chinese whatever the page language: the workbook
 of record in a fixed format that approvers and scripts read.
 """
 
+import csv
 import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import BinaryIO
+from typing import BinaryIO, TextIO
 
 from django.utils.translation import gettext_lazy as _
 from djmoney.money import Money
@@ -24,7 +25,7 @@ from billing import selectors
 from billing.errors import BillingError
 from billing.pricing import to_fen
 from config.months import SHANGHAI, format_month
-from config.xlsx import text_cell
+from config.xlsx import looks_like_a_formula, text_cell
 from eligibility.models import Senior
 
 MONEY_FORMAT = "#,##0.00"
@@ -63,6 +64,7 @@ DETAIL_COLUMNS = [
     ("个人自付", 14),
     ("服务人员", 14),
 ]
+ADJUSTMENT_LABEL = "调整："
 TOTALS_LABEL = "合计"
 
 
@@ -150,7 +152,10 @@ def _write_summary(workbook, *, month, provider_code, tiers) -> tuple[int, int, 
                     provider.code,
                     provider.name,
                     tiers.get(line.tier_code, line.tier_code),
-                    line.service_item.name,
+                    # An adjustment line (a correction of a closed month landing here) says so.
+                    line.service_item.name
+                    if line.kind == "service"
+                    else f"{ADJUSTMENT_LABEL}{line.service_item.name}",
                     line.redemption_count,
                     line.quantity,
                     *shares,
@@ -206,15 +211,7 @@ def _write_detail(workbook, *, month, provider_code, tiers) -> int:
     return redemptions
 
 
-def export_settlement(
-    *, month: dt.date, out: str | BinaryIO, provider_code: str | None = None
-) -> ExportSummary:
-    """Write a settled month's workbook to `out` (a path or a binary file-like object).
-
-    Reads only: statements and redemptions as settled. Refuses `period_not_settled` when the month
-    has not been settled (a draft would not reconcile with what is paid) and `not_found` for an
-    unknown provider code.
-    """
+def _check_exportable(*, month: dt.date, provider_code: str | None) -> None:
     if selectors.settled_period(month=month) is None:
         raise BillingError(
             "period_not_settled",
@@ -225,6 +222,18 @@ def export_settlement(
         raise BillingError(
             "not_found", _("There is no provider with the code %(provider)s."), provider=provider_code
         )
+
+
+def export_settlement(
+    *, month: dt.date, out: str | BinaryIO, provider_code: str | None = None
+) -> ExportSummary:
+    """Write a settled month's workbook to `out` (a path or a binary file-like object).
+
+    Reads only: statements and redemptions as settled. Refuses `period_not_settled` when the month
+    has not been settled (a draft would not reconcile with what is paid) and `not_found` for an
+    unknown provider code.
+    """
+    _check_exportable(month=month, provider_code=provider_code)
     tiers = selectors.tier_names()
     workbook = Workbook(write_only=True)
     statements, summary_rows, totals = _write_summary(
@@ -242,3 +251,60 @@ def export_settlement(
         government_total=Money(totals[1], "CNY"),
         senior_total=Money(totals[2], "CNY"),
     )
+
+
+CSV_COLUMNS = [header for header, _width in DETAIL_COLUMNS] + ["撤销"]
+VOIDED_IN_MONTH, VOIDED_LATER = "当月撤销", "结算后撤销（次月调整）"
+
+
+def _csv_text(value) -> str:
+    """A CSV field: text that looks like a formula gets a leading apostrophe (a CSV has no cell
+    types, so this is the only way to keep Excel and WPS from evaluating it)."""
+    text = "" if value is None else str(value)
+    return f"'{text}" if looks_like_a_formula(text) else text
+
+
+def export_detail_csv(*, month: dt.date, out: str | TextIO, provider_code: str | None = None) -> int:
+    """Write every redemption of a settled month, voided ones marked, as CSV in UTF-8 with a byte
+    order mark (so Excel and WPS read the Chinese): the detail for months too large for a
+    workbook. `out` is a path or a text file opened with newline="". Streams from the database;
+    returns the number of redemptions. Refuses as `export_settlement` does."""
+    _check_exportable(month=month, provider_code=provider_code)
+    tiers = selectors.tier_names()
+    masking = Senior()
+    handle = open(out, "w", encoding="utf-8-sig", newline="") if isinstance(out, str) else out  # noqa: SIM115
+    try:
+        if not isinstance(out, str):
+            handle.write("\ufeff")
+        writer = csv.writer(handle)
+        writer.writerow(CSV_COLUMNS)
+        written = 0
+        for row in selectors.redemption_rows_for_detail(month=month, provider_code=provider_code):
+            masking.name = row["voucher__senior__name"]
+            voided = (
+                VOIDED_IN_MONTH if row["voided_in_month"] else VOIDED_LATER if row["voided_later"] else ""
+            )
+            writer.writerow(
+                [
+                    row["id"],
+                    _csv_text(row["provider__code"]),
+                    _csv_text(row["provider__name"]),
+                    f"{row['served_at'].astimezone(SHANGHAI):%Y-%m-%d %H:%M}",
+                    _csv_text(masking.masked_name),
+                    row["voucher_id"],
+                    _csv_text(tiers.get(row["tier_code"], row["tier_code"])),
+                    _csv_text(row["service_item__name"]),
+                    row["quantity"],
+                    _amount(row["unit_price"]),
+                    _amount(row["amount"]),
+                    _amount(row["government_share"]),
+                    _amount(row["senior_share"]),
+                    _csv_text(row["staff__display_name"]),
+                    voided,
+                ]
+            )
+            written += 1
+    finally:
+        if isinstance(out, str):
+            handle.close()
+    return written

@@ -408,3 +408,20 @@ def own_provider_id(user) -> int | None:
 
 def provider_by_id(*, provider_id: int) -> Provider:
     return Provider.objects.get(pk=provider_id)
+
+
+def redemption_rows_for_detail(*, month: dt.date, provider_code: str | None = None) -> Iterator[dict]:
+    """Every redemption of a month, voided ones included, as flat dicts streamed from the database
+    (the CSV detail): `REDEMPTION_EXPORT_FIELDS` plus `voided_in_month` (voided while the month was
+    open: not paid) and `voided_later` (paid here; reversed by an adjustment of a later month)."""
+    late_void = Exists(Adjustment.objects.filter(redemption=OuterRef("pk"), kind=Adjustment.Kind.VOID))
+    rows = Redemption.objects.filter(service_month=month).annotate(
+        voided_later=late_void, voided_in_month=Q(void__isnull=False) & ~Q(late_void)
+    )
+    if provider_code:
+        rows = rows.filter(provider__code=provider_code)
+    return (
+        rows.order_by("provider__code", "served_at", "id")
+        .values(*REDEMPTION_EXPORT_FIELDS, "voided_in_month", "voided_later")
+        .iterator(chunk_size=EXPORT_CHUNK)
+    )

@@ -36,6 +36,7 @@ from vouchers.month_locks import freeze_month_for_settlement, hold_month_for_wri
 CURRENCY = "CNY"
 ZERO = Decimal("0.00")
 JOB_NAME_LENGTH = 60
+SETTLEMENT_WORK_MEM = "128MB"
 
 
 @dataclass(frozen=True)
@@ -163,6 +164,9 @@ def settle(*, month: dt.date, by=None, job: str = "", now: dt.datetime | None = 
         params,
     )
     if connection.vendor == "postgresql":
+        # A city's month: room to hash its vouchers and group them in memory, for this
+        # transaction only (the server's default, often 4 MB, would spill them to disk).
+        settlement_sql.run(f"SET LOCAL work_mem = '{SETTLEMENT_WORK_MEM}'", None)
         # One pass over the ledger: the service lines, and what the checks need of it.
         rows = settlement_sql.fetch(settlement_sql.pg_lines_and_ledger(), params)
         ledger = reconciliation.Ledger.from_pg_rows(rows)

@@ -143,7 +143,7 @@ def statement_figures() -> str:
     """
 
 
-def run(sql: str, params: dict) -> int:
+def run(sql: str, params: dict | None) -> int:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.rowcount

@@ -1,5 +1,6 @@
 """The settlement workbook: what finance opens in Excel for approval."""
 
+import csv
 import datetime as dt
 import io
 from decimal import Decimal
@@ -287,3 +288,28 @@ def test_settle_command_refuses_a_month_that_has_not_ended(db):
         call_command("settle", "--period", f"{today:%Y-%m}")
     with pytest.raises(CommandError, match="YYYY-MM"):
         call_command("settle", "--period", "October")
+
+
+def test_the_csv_detail_lists_every_redemption_with_voids_marked(settled_city, tmp_path):
+    # given a settled October (one of its services voided in the month)
+    path = tmp_path / "detail.csv"
+
+    # when its detail is written as CSV
+    written = exports.export_detail_csv(month=MONTH, out=str(path))
+
+    # then it starts with a byte order mark, has every redemption once, the voided one marked
+    raw = path.read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf")
+    rows = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))
+    assert rows[0][0] == "核销编号" and rows[0][-1] == "撤销"
+    ledger = Redemption.objects.filter(service_month=MONTH)
+    assert written == len(rows) - 1 == ledger.count()
+    assert sorted(int(row[0]) for row in rows[1:]) == sorted(ledger.values_list("id", flat=True))
+    voided = {int(row[0]) for row in rows[1:] if row[-1] == "当月撤销"}
+    assert voided == set(ledger.filter(void__isnull=False).values_list("id", flat=True))
+    assert voided
+
+
+def test_a_formula_in_the_csv_is_text(db, tmp_path):
+    assert exports._csv_text("=HYPERLINK(1)") == "'=HYPERLINK(1)"
+    assert exports._csv_text("张三") == "张三"

@@ -2,6 +2,7 @@
 become adjustments in the next open month (issue 10)."""
 
 import datetime as dt
+import io
 from decimal import Decimal
 
 import pytest
@@ -9,9 +10,11 @@ from django.contrib.auth.models import Group
 from django.db import IntegrityError, transaction
 from django.test import override_settings
 from djmoney.money import Money
+from openpyxl import load_workbook
 
 from billing import selectors
 from billing.errors import BillingError
+from billing.exports import export_settlement
 from billing.models import Adjustment, ReconciliationCheck, SettlementPeriod, Statement, StatementLine
 from billing.services import approve_statement, mark_paid, record_adjustment, review_statement, settle
 from config.months import SHANGHAI
@@ -99,6 +102,12 @@ def test_a_late_void_becomes_an_adjustment_line_of_the_next_month(city, people):
         1,
         cny("-80.00"),
     )
+    # (and the workbook's summary shows it as an adjustment)
+    buffer = io.BytesIO()
+    export_settlement(month=NOVEMBER, out=buffer, provider_code="prov-a")
+    summary = load_workbook(io.BytesIO(buffer.getvalue()))["汇总"]
+    rows = {row[3]: row[6] for row in summary.iter_rows(min_row=2, values_only=True)}
+    assert rows["调整：助洁"] == -80
     detail = selectors.statement_detail(user=people["approver"], statement_id=november.pk)
     assert [a.pk for a in detail.adjustments] == [adjustment.pk]
     # and every reconciliation check of both months passed
