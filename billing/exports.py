@@ -20,6 +20,7 @@ from djmoney.money import Money
 from openpyxl import Workbook
 from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
+from openpyxl.worksheet.worksheet import Worksheet
 
 from billing import selectors
 from billing.errors import BillingError
@@ -89,8 +90,11 @@ def _amount(value) -> Decimal:
 class _SheetWriter:
     """Rows into a write-only sheet: typed cells, frozen header, widths, formats, safe text."""
 
-    def __init__(self, workbook: Workbook, title: str, columns, formats: dict[int, str]):
+    def __init__(
+        self, workbook: Workbook, title: str, columns, formats: dict[int, str], header_text: str = ""
+    ):
         self.workbook, self.title, self.columns, self.formats = workbook, title, columns, formats
+        self.header_text = header_text
         self.sheets = 0
         self.rows = 0
         self.sheet = None
@@ -104,6 +108,17 @@ class _SheetWriter:
         for index, (_header, width) in enumerate(self.columns, start=1):
             sheet.column_dimensions[get_column_letter(index)].width = width
         sheet.freeze_panes = "A2"
+        # Printed for approval: A4 landscape, every column on one page's width, the header row on
+        # every page, the month and the page number in the margins.
+        sheet.page_setup.orientation = "landscape"
+        sheet.page_setup.paperSize = Worksheet.PAPERSIZE_A4
+        sheet.page_setup.fitToWidth = 1
+        sheet.page_setup.fitToHeight = 0
+        sheet.sheet_properties.pageSetUpPr.fitToPage = True
+        sheet.print_title_rows = "1:1"
+        if self.header_text:
+            sheet.oddHeader.center.text = self.header_text
+        sheet.oddFooter.center.text = "&P / &N"
         self.sheet = sheet
         self.rows = 0
         self._append([header for header, _width in self.columns], bold=True, formats={})
@@ -133,7 +148,13 @@ class _SheetWriter:
 
 def _write_summary(workbook, *, month, provider_code, tiers) -> tuple[int, int, list[Decimal]]:
     money = {6: MONEY_FORMAT, 7: MONEY_FORMAT, 8: MONEY_FORMAT, 5: QUANTITY_FORMAT}
-    writer = _SheetWriter(workbook, SUMMARY_SHEET, SUMMARY_COLUMNS, money)
+    writer = _SheetWriter(
+        workbook,
+        SUMMARY_SHEET,
+        SUMMARY_COLUMNS,
+        money,
+        header_text=f"{month:%Y年%m月} 居家养老服务券结算汇总",
+    )
     writer.ensure_sheet()
     statements = rows = count = 0
     totals = [Decimal("0.00")] * 3
@@ -182,7 +203,13 @@ def _write_detail(workbook, *, month, provider_code, tiers) -> int:
         11: MONEY_FORMAT,
         12: MONEY_FORMAT,
     }
-    writer = _SheetWriter(workbook, DETAIL_SHEET, DETAIL_COLUMNS, formats)
+    writer = _SheetWriter(
+        workbook,
+        DETAIL_SHEET,
+        DETAIL_COLUMNS,
+        formats,
+        header_text=f"{month:%Y年%m月} 居家养老服务券核销明细",
+    )
     writer.ensure_sheet()
     redemptions = 0
     masking = Senior()  # one unsaved instance, to apply the registry's own masking rule to each name

@@ -313,3 +313,14 @@ def test_the_csv_detail_lists_every_redemption_with_voids_marked(settled_city, t
 def test_a_formula_in_the_csv_is_text(db, tmp_path):
     assert exports._csv_text("=HYPERLINK(1)") == "'=HYPERLINK(1)"
     assert exports._csv_text("张三") == "张三"
+
+
+def test_the_sheets_print_on_a4_landscape_with_the_month_and_the_header_on_every_page(settled_city, tmp_path):
+    out = tmp_path / "2026-10.xlsx"
+    export_settlement(month=MONTH, out=out)
+    for sheet in open_workbook(out).worksheets:
+        assert (sheet.page_setup.orientation, int(sheet.page_setup.paperSize)) == ("landscape", 9)
+        assert sheet.sheet_properties.pageSetUpPr.fitToPage
+        assert (sheet.page_setup.fitToWidth, sheet.page_setup.fitToHeight) == (1, 0)
+        assert sheet.print_title_rows == "$1:$1"
+        assert "2026年10月" in sheet.oddHeader.center.text
