@@ -78,12 +78,13 @@ messages: dev
 VENDOR := static/vendor
 vendor:
 	npm ci --ignore-scripts --no-audit --no-fund
-	rm -rf $(VENDOR)/barcode-detector $(VENDOR)/zxing-wasm $(VENDOR)/noble-ed25519
-	mkdir -p $(VENDOR)/barcode-detector $(VENDOR)/zxing-wasm $(VENDOR)/noble-ed25519
+	rm -rf $(VENDOR)/barcode-detector $(VENDOR)/zxing-wasm $(VENDOR)/noble-ed25519 $(VENDOR)/chartjs
+	mkdir -p $(VENDOR)/barcode-detector $(VENDOR)/zxing-wasm $(VENDOR)/noble-ed25519 $(VENDOR)/chartjs
 	cp node_modules/barcode-detector/dist/es/ponyfill.js node_modules/barcode-detector/dist/es/zxing-exported.js \
 		node_modules/barcode-detector/LICENSE $(VENDOR)/barcode-detector/
 	cp node_modules/zxing-wasm/dist/reader/zxing_reader.wasm node_modules/zxing-wasm/LICENSE $(VENDOR)/zxing-wasm/
 	cp node_modules/@noble/ed25519/index.js node_modules/@noble/ed25519/LICENSE $(VENDOR)/noble-ed25519/
+	cp node_modules/chart.js/dist/chart.umd.min.js node_modules/chart.js/LICENSE.md $(VENDOR)/chartjs/
 
 # Production shape: set SECRET_KEY, DATABASE_URL and REDIS_URL in the environment first.
 worker: venv

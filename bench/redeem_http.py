@@ -196,6 +196,7 @@ def client_task(
         "late": max(r["late"] for r in results),
         "errors": [r["error"] for r in results if r["error"]],
         "cpu": time.process_time() - cpu,
+        "per_scanner": [len(r["latencies"]) for r in results],
     }
 
 
@@ -371,7 +372,9 @@ def run_load(pool, server: Server, plan: list, args, *, scanners: int, seconds: 
         sys.exit(f"{server.kind}: no scan completed in {seconds} s")
     elapsed = max(r["ended"] for r in results) - start_at
     scans = len(latencies)
+    per_scanner = sorted(n for r in results for n in r["per_scanner"])
     return {
+        "fairness": per_scanner[0] / per_scanner[-1] if per_scanner[-1] else 0.0,
         "scans": scans,
         "rate": scans / elapsed,
         "p50": percentile(latencies, 0.50) * 1000,
@@ -387,7 +390,8 @@ def describe(figures: dict) -> str:
     return (
         f"{figures['rate']:8.1f} scans/s  p50 {figures['p50']:7.1f} ms  p99 {figures['p99']:7.1f} ms  "
         f"({figures['scans']} scans; CPU per scan: app {figures['app_ms']:.1f} ms, "
-        f"PostgreSQL {figures['db_ms']:.1f} ms, client {figures['client_ms']:.1f} ms)"
+        f"PostgreSQL {figures['db_ms']:.1f} ms, client {figures['client_ms']:.1f} ms; "
+        f"fewest / most scans of one scanner {figures['fairness']:.2f})"
     )
 
 

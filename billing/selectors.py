@@ -401,6 +401,15 @@ def redemption_rows_for_export(*, month: dt.date, provider_code: str | None = No
     )
 
 
+def own_provider_id(user) -> int | None:
+    """The provider whose statements `user` sees as its manager (None for anyone else)."""
+    return _own_provider_id(user) if user.is_authenticated else None
+
+
+def provider_by_id(*, provider_id: int) -> Provider:
+    return Provider.objects.get(pk=provider_id)
+
+
 def redemption_rows_for_detail(*, month: dt.date, provider_code: str | None = None) -> Iterator[dict]:
     """Every redemption of a month, voided ones included, as flat dicts streamed from the database
     (the CSV detail): `REDEMPTION_EXPORT_FIELDS` plus `voided_in_month` (voided while the month was

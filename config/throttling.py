@@ -17,27 +17,31 @@ from rest_framework.throttling import ScopedRateThrottle, SimpleRateThrottle
 logger = logging.getLogger("config.throttling")
 
 
-def _redis_client(backend: RedisCache):
-    """The cache's Redis client for writes, made once per cache object (one per thread): Django
-    makes a new one, copying its response callbacks, for every call."""
-    client = getattr(backend, "_throttle_client", None)
-    if client is None:
-        client = backend._cache.get_client(write=True)
-        backend._throttle_client = client
-    return client
+# INCR, and on a window's first request EXPIRE: one command, atomic, in one round trip.
+_INCR_WITH_TTL = """
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+return n
+"""
+
+
+def _redis_counter(backend: RedisCache):
+    """The cache's counting script, bound to its Redis client for writes, made once per cache
+    object (one per thread): Django makes a new client, copying its response callbacks, for
+    every call."""
+    counter = getattr(backend, "_throttle_counter", None)
+    if counter is None:
+        counter = backend._cache.get_client(write=True).register_script(_INCR_WITH_TTL)
+        backend._throttle_counter = counter
+    return counter
 
 
 def _count(key: str, ttl: int) -> int:
-    """This request's number in `key`'s window: on Redis one round trip (INCR and EXPIRE,
-    pipelined); on another cache add-then-incr."""
+    """This request's number in `key`'s window: on Redis one script (EVALSHA); on another cache
+    add-then-incr."""
     backend = caches["default"]
     if isinstance(backend, RedisCache):
-        redis_key = backend.make_and_validate_key(key)
-        with _redis_client(backend).pipeline(transaction=False) as pipe:
-            pipe.incr(redis_key)
-            pipe.expire(redis_key, ttl)
-            count, _ = pipe.execute()
-        return count
+        return _redis_counter(backend)(keys=[backend.make_and_validate_key(key)], args=[ttl])
     cache.add(key, 0, ttl)
     try:
         return cache.incr(key)

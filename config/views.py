@@ -116,7 +116,7 @@ def _links_by_role() -> dict[str, list[Link]]:
         BUREAU: [seniors, policies, providers, accounts, api_docs, settlement],
         OFFICER: [seniors],
         WORKER: [seniors],
-        PROVIDER: [provider_page, *team, scanner, api_docs],
+        PROVIDER: [provider_page, *team, scanner, settlement, api_docs],
         STAFF: [scanner, api_docs],
         FINANCE: [settlement, providers],
     }

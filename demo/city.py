@@ -1,12 +1,13 @@
-"""The demo city behind `manage.py demo`: a district of Hangzhou with a month settled and one under way.
+"""The demo city behind `manage.py demo`: a district of Hangzhou with a month ended (for finance to
+settle) and one under way.
 
-Everything goes through the real services (registration, evaluation, issuance, redemption, void,
-settlement), so the demo shows what production would have recorded. It sits on top of every app
+Everything goes through the real services (registration, evaluation, issuance, redemption, void),
+so the demo shows what production would have recorded. It sits on top of every app
 and nothing imports it; roles come from `setup_roles`, as in production.
 
 Idempotent: rows are found by their natural keys (region code, item and provider code, contract
 number, username, ID-card number); last month is evaluated and issued only if it has no vouchers
-yet, and settled only if it is still open; redemptions carry deterministic idempotency keys
+yet, and served only while it is still open; redemptions carry deterministic idempotency keys
 (`demo-YYYY-MM-NNNN`) and keys already recorded are skipped. Random choices come from generators
 seeded with constants, so every run plans the same city.
 """
@@ -24,7 +25,6 @@ from djmoney.money import Money
 from stdnum.cn import ric, uscc
 
 from billing.models import SettlementPeriod
-from billing.services import settle
 from config import roles
 from config.months import format_month, local_date, month_bounds, month_of, previous_month
 from config.roles import setup_roles
@@ -768,8 +768,8 @@ def _count_this_month(*, this_month: dt.date, now: dt.datetime) -> int:
 def build_demo_city(*, now: dt.datetime | None = None) -> DemoCity:
     """Load the demo city (DESIGN.md §5 `demo`), or complete it; a second run adds nothing.
 
-    Last month (before `now`, Asia/Shanghai) is evaluated, issued, redeemed, partly voided and
-    settled; this month is evaluated and issued as of its first day and has services up to `now`.
+    Last month (before `now`, Asia/Shanghai) is evaluated, issued, redeemed and partly voided, and
+    left for finance to settle; this month is evaluated and issued as of its first day and has services up to `now`.
     One transaction: a failure leaves the database as it was.
     """
     now = now or timezone.now()
@@ -789,7 +789,7 @@ def build_demo_city(*, now: dt.datetime | None = None) -> DemoCity:
         regions=regions, created_by=users["worker"], registered_on=min(dt.date(2025, 1, 1), last_month)
     )
 
-    # Last month: evaluated and issued on its first day, served all month, settled after it.
+    # Last month: evaluated and issued on its first day, served all month, ended: ready to settle.
     last_issued_at = last_start + dt.timedelta(hours=8)
     if not Voucher.objects.filter(period=last_month).exists():
         evaluate_eligibility(as_of=last_month)
@@ -805,7 +805,7 @@ def build_demo_city(*, now: dt.datetime | None = None) -> DemoCity:
             until=last_end,
         )
         record_redemptions(plans=plans, void_every=80, until=last_end)
-        settle(month=last_month, by=users["finance"], now=now)
+        # Not settled: finance settles it on the finance pages, a second user approves (issue 10).
 
     # This month: evaluated and issued on the 1st (or just now, early on the 1st), served so far.
     this_issued_at = min(this_start + dt.timedelta(hours=8), this_start + (now - this_start) / 4)

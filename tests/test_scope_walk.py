@@ -14,8 +14,11 @@ import re
 
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
+from django.utils import timezone
 from openpyxl import load_workbook
 
+from billing.services import settle
+from config.months import month_of, previous_month
 from eligibility.models import EvaluationRun, ImportJob, RegionScope
 from eligibility.services import copy_policy, ensure_default_policy, evaluate_eligibility, register_senior
 from providers.services import register_device
@@ -94,7 +97,10 @@ def city(db):
     draft = copy_policy(policy=policy, by=users["bureau"])
     run = EvaluationRun.objects.create(as_of=dt.date.today(), started_by=users["bureau"])
     policies = {"published": policy, "draft": draft, "run": run}
+    # The finance pages walk a statement: last month settled by the schedule's job.
+    statement = settle(month=previous_month(month_of(timezone.now())), job="test:scope-walk").statements[0]
     return {
+        "statement": statement,
         "seniors": seniors,
         "users": users,
         "jobs": jobs,
@@ -129,6 +135,8 @@ def url_for(route: str, params: list[str], city, whose: str) -> str:
         # A provider's team (/providers/<id>/staff|devices/): its staff member and their phone.
         "staff_id": city["device"].staff_id,
         "device_id": city["device"].pk,
+        # A statement is a provider's month, the finance pages' (not a region's).
+        "statement_id": city["statement"].pk,
     }
     unknown = set(params) - set(values)
     assert not unknown, f"the scope walk does not know what {unknown} of {route} stand for: teach it"

@@ -16,6 +16,7 @@ from django.db.models import Count, Sum
 from django.utils import timezone, translation
 
 from billing.models import SettlementPeriod, Statement, StatementLine
+from billing.services import settle
 from config.months import SHANGHAI, month_bounds, month_of, previous_month
 from config.roles import roles_of
 from demo.city import PASSWORD, build_demo_city
@@ -159,7 +160,10 @@ def test_every_tier_and_care_visit_class_occurs(demo, db):
     assert max(ages) >= 100
 
 
-def test_last_month_is_settled_and_reconciles_with_its_redemptions(demo, db):
+def test_last_month_is_left_for_finance_and_settles_to_its_redemptions(demo, db):
+    # given the demo's last month, ended and not settled: finance settles it on the pages
+    assert not SettlementPeriod.objects.filter(month=demo.last_month).exclude(state="open").exists()
+    settle(month=demo.last_month, by=get_user_model().objects.get(username="finance"))
     period = SettlementPeriod.objects.get(month=demo.last_month)
     assert period.state == SettlementPeriod.State.CLOSED
     ledger = Redemption.objects.filter(service_month=demo.last_month)
@@ -206,8 +210,9 @@ def test_on_the_first_of_a_month_this_months_services_are_from_earlier_that_day(
     # when the demo is loaded
     city = build_demo_city(now=now)
 
-    # then February is settled, and March's services all happened in the half hour gone by
-    assert SettlementPeriod.objects.get(month=dt.date(2026, 2, 1)).state == SettlementPeriod.State.CLOSED
+    # then February has its services, ready to settle, and March's all happened in the half hour gone by
+    assert Redemption.objects.filter(service_month=dt.date(2026, 2, 1)).exists()
+    assert not SettlementPeriod.objects.filter(month=dt.date(2026, 2, 1)).exclude(state="open").exists()
     march = Redemption.objects.filter(service_month=dt.date(2026, 3, 1))
     start, _end = month_bounds(dt.date(2026, 3, 1))
     assert march.exists()

@@ -151,7 +151,8 @@ def expected_links(role: str) -> set[str]:
         "bureau": {"/registry/", "/policies/", "/providers/", "/accounts/", "/api/docs/", *settlement},
         "officer": {"/registry/"},
         "worker": {"/registry/"},
-        # A manager's links: their provider and its team (each address leads to their own provider's)
+        # A manager's links: their provider and its team (each address leads to their own provider's),
+        # and their own provider's monthly statements
         "provider": {
             "/providers/",
             "/providers/staff/",
@@ -159,6 +160,7 @@ def expected_links(role: str) -> set[str]:
             "/providers/redemptions/",
             "/scan/",
             "/api/docs/",
+            *settlement,
         },
         "staff": {"/scan/", "/api/docs/"},
         "finance": {*settlement, "/providers/"},

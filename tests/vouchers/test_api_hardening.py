@@ -118,6 +118,51 @@ def test_a_session_post_without_csrf_is_json_403(world, client):
     assert not Redemption.objects.exists()
 
 
+def test_a_session_with_a_wrong_device_token_is_refused_not_let_through_by_its_cookie(world, client):
+    # A device's API request skips the browser's session and CSRF layers; it must then be
+    # authenticated by its token alone, never by a session cookie sent along with a bad token.
+    client.handler.enforce_csrf_checks = True
+    client.force_login(world.staff.user)
+    response = client.post(
+        REDEEM,
+        body(world.token()),
+        content_type="application/json",
+        headers={"Authorization": "Bearer not-a-real-device-token"},
+    )
+    is_json_error(response, 401, "not_authenticated")
+    assert not Redemption.objects.exists()
+
+
+def test_a_device_scan_skips_the_browser_layers_and_needs_no_csrf_token(world):
+    client = world.client()
+    client.handler.enforce_csrf_checks = True
+    response = client.post(VERIFY, {"token": world.token()}, format="json")
+    assert response.status_code == 200, response.content
+    request = response.wsgi_request
+    assert not hasattr(request, "session") and not hasattr(request, "_messages")
+    assert not response.cookies
+    assert response["Content-Security-Policy"]  # the outer layers still run
+
+
+@pytest.mark.parametrize(
+    "path, authorization, device",
+    [
+        ("/api/v1/redemptions/", "Bearer abc", True),
+        ("/api/v1/redemptions/", "token abc", True),
+        ("/api/v1/redemptions/", "Basic abc", False),
+        ("/api/v1/redemptions/", "", False),
+        ("/api/v1/redemptions/", "Bearer", False),
+        ("/registry/", "Bearer abc", False),
+        ("/scan/", "Bearer abc", False),
+    ],
+)
+def test_only_device_api_requests_skip_the_browser_layers(rf, path, authorization, device):
+    from config.middleware import is_device_api_request
+
+    headers = {"HTTP_AUTHORIZATION": authorization} if authorization else {}
+    assert is_device_api_request(rf.post(path, **headers)) is device
+
+
 # --- refused scans are recorded ------------------------------------------------------------------
 
 

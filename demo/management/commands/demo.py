@@ -23,7 +23,7 @@ class Command(BaseCommand):
         self.stdout.write(
             _(
                 "Demo city: %(communities)d communities, %(providers)d providers, %(seniors)d seniors; "
-                "%(last)s: %(last_vouchers)d vouchers, %(last_redemptions)d redemptions, settled; "
+                "%(last)s: %(last_vouchers)d vouchers, %(last_redemptions)d redemptions, ready to settle; "
                 "%(this)s: %(this_vouchers)d vouchers, %(this_redemptions)d redemptions so far."
             )
             % {
