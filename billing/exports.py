@@ -245,15 +245,10 @@ def _write_approval_summary(workbook, *, month, provider_code, tiers) -> None:
             ],
             formats=money,
         )
-    first, last = APPROVAL_HEADER_ROW + 1, APPROVAL_HEADER_ROW + max(len(statements), 1)
-    sheet.append(
-        [
-            text_cell(sheet, TOTALS_LABEL),
-            None,
-            None,
-            *(formula(f"=SUM({letter}{first}:{letter}{last})") for letter in "DEFGHI"),
-        ]
-    )
+    first, last = APPROVAL_HEADER_ROW + 1, APPROVAL_HEADER_ROW + len(statements)
+    # (No statements: zeros, not a SUM over the total row itself.)
+    sums = [formula(f"=SUM({letter}{first}:{letter}{last})") if statements else 0 for letter in "DEFGHI"]
+    sheet.append([text_cell(sheet, TOTALS_LABEL), None, None, *sums])
     row([])
     row(["服务类别", None, None, "核销笔数", None, "调整笔数", "服务金额", "政府补贴", "个人自付"], font=bold)
     by_tier: dict[str, list] = {}
