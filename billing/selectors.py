@@ -122,13 +122,17 @@ def settlement_periods(*, user) -> QuerySet[SettlementPeriod]:
     )
 
 
-def months(*, user, now: dt.datetime | None = None) -> list[MonthRow]:
+def months(*, user, now: dt.datetime | None = None, only: dt.date | None = None) -> list[MonthRow]:
     """Every month with services or a period, newest first, the current month (so far) included:
     counts from the ledger (recorded, voided in the month, paid) and amounts of the paid services,
-    for the providers `user` may see. One grouped query over the ledger plus one for periods."""
+    for the providers `user` may see. One grouped query over the ledger plus one for periods.
+    `only`: that month's row alone (read from its services only), if it has one."""
     if not can_view_settlements(user) and _own_provider_id(user) is None:
         return []
     ledger = Redemption.objects.all()
+    periods = SettlementPeriod.objects.select_related("settled_by")
+    if only is not None:
+        ledger, periods = ledger.filter(service_month=only), periods.filter(month=only)
     provider_id = None if can_view_settlements(user) else _own_provider_id(user)
     if provider_id is not None:
         ledger = ledger.filter(provider_id=provider_id)
@@ -145,10 +149,11 @@ def months(*, user, now: dt.datetime | None = None) -> list[MonthRow]:
         )
         .order_by()
     }
-    periods = {period.month: period for period in SettlementPeriod.objects.select_related("settled_by")}
+    periods = {period.month: period for period in periods}
     current = month_of(now or timezone.now())
     result = []
-    for month in sorted(set(rows) | set(periods) | {current}, reverse=True):
+    shown = set(rows) | set(periods) | ({current} if only in (None, current) else set())
+    for month in sorted(shown, reverse=True):
         row = rows.get(month, {})
         period = periods.get(month)
         recorded, voided = row.get("recorded", 0), row.get("voided", 0)
@@ -166,6 +171,13 @@ def months(*, user, now: dt.datetime | None = None) -> list[MonthRow]:
             )
         )
     return result
+
+
+def month_row(*, user, month: dt.date, now: dt.datetime | None = None) -> MonthRow | None:
+    """One month as `months` shows it, or None if it has neither services nor a period (and is
+    not the current month)."""
+    found = months(user=user, now=now, only=month)
+    return found[0] if found else None
 
 
 @dataclass(frozen=True)

@@ -78,7 +78,6 @@ def periods(request):
             "rows": [
                 {
                     "row": row,
-                    "over": _month_is_over(row.month),
                     "settleable": can_settle
                     and row.state == SettlementPeriod.State.OPEN
                     and _month_is_over(row.month),
@@ -99,7 +98,7 @@ def period(request, period: str):
     month = _month(period)
     user = request.user
     summary = selectors.period_summary(user=user, month=month)
-    row = next((r for r in selectors.months(user=user) if r.month == month), None)
+    row = selectors.month_row(user=user, month=month)
     if summary is None and row is None:
         raise Http404
     can_settle = selectors.can_settle(user)

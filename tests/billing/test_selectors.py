@@ -42,6 +42,20 @@ def test_the_months_list_counts_voids_and_shows_the_month_not_yet_settled(city):
     )
 
 
+def test_one_months_row_is_the_row_the_months_list_shows(city):
+    # given October served and settled, and November under way
+    serve_a_month(city)
+    finance = make_finance("fin")
+    settle(month=MONTH, by=finance, now=SETTLED_AT)
+    now = dt.datetime(2026, 11, 3, tzinfo=SHANGHAI)
+
+    # when one month is read alone, then it is the list's row; a month of nothing is None
+    listed = {row.month: row for row in selectors.months(user=finance, now=now)}
+    for month in (MONTH, dt.date(2026, 11, 1)):
+        assert selectors.month_row(user=finance, month=month, now=now) == listed[month]
+    assert selectors.month_row(user=finance, month=dt.date(2026, 9, 1), now=now) is None
+
+
 def test_a_provider_manager_lists_only_their_own_services(city):
     serve_a_month(city)
     manager = UserFactory(username="mgr")
