@@ -41,7 +41,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.postgres import connect, database_url, recreate_database, server_config, setup_django  # noqa: E402
+from bench.postgres import (  # noqa: E402
+    connect,
+    database_url,
+    recreate_database,
+    server_config,
+    setup_django,
+    show,
+)
 
 AS_OF = dt.date(2026, 12, 1)  # the first of a month, as the evaluation before issuance runs
 JOB = "bench-evaluate"
@@ -517,13 +524,7 @@ def measure(args, config: dict, url: str, *, reuse: bool) -> None:
         print(f"built {args.db_name}: {args.seniors} seniors by COPY in {time.perf_counter() - began:.0f} s")
     policy_id, draft_id = make_draft()
     connections.close_all()
-    conn = connect(config, args.db_name)
-    with conn.cursor() as cursor:
-        cursor.execute("SHOW server_version")
-        server_version = cursor.fetchone()[0]
-        cursor.execute("SHOW work_mem")
-        work_mem = cursor.fetchone()[0]
-    conn.close()
+    server_version, work_mem = show(config, args.db_name, "server_version", "work_mem")
     print(
         f"PostgreSQL {server_version} (work_mem {work_mem}), Python {platform.python_version()}, "
         f"Django {django.get_version()}; {args.seniors} seniors, as of {AS_OF}; {args.repeats} runs "

@@ -35,7 +35,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.postgres import connect, database_url, recreate_database, server_config, setup_django  # noqa: E402
+from bench.postgres import (  # noqa: E402
+    connect,
+    database_url,
+    recreate_database,
+    server_config,
+    setup_django,
+    show,
+)
 
 BASELINE_TABLE = "bench_import_baseline"
 COPY_BATCH = 10_000
@@ -283,11 +290,7 @@ def measure(args, config: dict, url: str, folder: str) -> None:
         started = time.perf_counter()
         write_import_workbook(workbook, args.rows, community_codes=codes)
         print(f"wrote {workbook} ({args.rows} rows) in {time.perf_counter() - started:.1f} s")
-    conn = connect(config, args.db_name)
-    with conn.cursor() as cursor:
-        cursor.execute("SHOW server_version")
-        server_version = cursor.fetchone()[0]
-    conn.close()
+    (server_version,) = show(config, args.db_name, "server_version")
     size_mb = Path(workbook).stat().st_size / 2**20
     print(
         f"PostgreSQL {server_version}, Python {platform.python_version()}, Django {django.get_version()}; "

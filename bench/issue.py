@@ -40,7 +40,7 @@ from bench.evaluate import (  # noqa: E402
     on_a_throwaway_city,
     settle,
 )
-from bench.postgres import connect, database_url, server_config  # noqa: E402
+from bench.postgres import connect, database_url, server_config, show  # noqa: E402
 
 PERIOD = dt.date(2027, 1, 1)  # next month: the job runs in the last days of the month before
 NOW = dt.datetime(2026, 12, 28, 2, 0, tzinfo=dt.timezone(dt.timedelta(hours=8)))
@@ -152,11 +152,7 @@ def measure(args, config: dict, url: str, *, reuse: bool) -> None:
             f"built {args.db_name}: {args.seniors} seniors, evaluated, in {time.perf_counter() - began:.0f} s"
         )
     create_minimal_table(config, args.db_name)
-    conn = connect(config, args.db_name)
-    with conn.cursor() as cursor:
-        cursor.execute("SHOW server_version")
-        server_version = cursor.fetchone()[0]
-    conn.close()
+    (server_version,) = show(config, args.db_name, "server_version")
     print(
         f"PostgreSQL {server_version}, Python {platform.python_version()}, Django {django.get_version()}; "
         f"{args.seniors} seniors; issuing {PERIOD:%Y-%m}; {args.repeats} runs of each kind, alternating"

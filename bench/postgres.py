@@ -42,6 +42,20 @@ def connect(config: dict, dbname: str):
     )
 
 
+def show(config: dict, dbname: str, *settings: str) -> list[str]:
+    """The server's values of `settings` (SHOW server_version, work_mem, …), for a benchmark's header."""
+    conn = connect(config, dbname)
+    try:
+        with conn.cursor() as cursor:
+            values = []
+            for name in settings:
+                cursor.execute(f"SHOW {name}")
+                values.append(cursor.fetchone()[0])
+        return values
+    finally:
+        conn.close()
+
+
 def recreate_database(config: dict, name: str, *, create: bool) -> None:
     """Drop the database `name` if it exists, and create it afresh when `create`."""
     from psycopg2 import sql

@@ -40,7 +40,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.postgres import connect, database_url, recreate_database, server_config, setup_django  # noqa: E402
+from bench.postgres import (  # noqa: E402
+    connect,
+    database_url,
+    recreate_database,
+    server_config,
+    setup_django,
+    show,
+)
 from bench.redeem import BATHING, UNIT_PRICE, build_fixtures  # noqa: E402  (a per-visit item, subsidized)
 
 # High enough that no scan is refused; every request still goes through the throttle.
@@ -848,9 +855,7 @@ def measure(args, config: dict, url: str) -> None:
     bare_env = dict(os.environ, BENCH_BARE_CONFIG=bare_config(config, args.db_name, fixtures))
     connections.close_all()
 
-    with contextlib.closing(connect(config, args.db_name)) as conn, conn.cursor() as cursor:
-        cursor.execute("SHOW server_version")
-        server_version = cursor.fetchone()[0]
+    (server_version,) = show(config, args.db_name, "server_version")
 
     workers = (
         f"gunicorn --workers {args.workers} --worker-class gthread --threads {args.threads} --keep-alive 10"

@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.evaluate import admin_statements, build_city, on_a_throwaway_city, settle  # noqa: E402
-from bench.postgres import connect, database_url, server_config  # noqa: E402
+from bench.postgres import connect, database_url, server_config, show  # noqa: E402
 
 MONTH = dt.date(2026, 10, 1)
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))
@@ -235,13 +235,7 @@ def measure(args, config: dict, url: str, *, reuse: bool) -> None:
             f"built {args.db_name}: {args.seniors} seniors, {PROVIDERS} providers, "
             f"{args.redemptions} redemptions, in {time.perf_counter() - began:.0f} s"
         )
-    conn = connect(config, args.db_name)
-    with conn.cursor() as cursor:
-        cursor.execute("SHOW server_version")
-        server_version = cursor.fetchone()[0]
-        cursor.execute("SHOW work_mem")
-        work_mem = cursor.fetchone()[0]
-    conn.close()
+    server_version, work_mem = show(config, args.db_name, "server_version", "work_mem")
     print(
         f"PostgreSQL {server_version} (work_mem {work_mem}), Python {platform.python_version()}, "
         f"Django {django.get_version()}; {args.redemptions} redemptions of {MONTH:%Y-%m} over {PROVIDERS} "
