@@ -25,6 +25,14 @@ LEDGER = """
 PAID = "(v.id IS NULL OR late.id IS NOT NULL)"
 
 
+# The columns every statement line is written with (service lines and adjustment lines alike).
+INSERT_LINE = """INSERT INTO billing_statementline (
+        statement_id, kind, tier_code, service_item_id, redemption_count, void_count, quantity,
+        amount, amount_currency, government_share, government_share_currency,
+        senior_share, senior_share_currency
+    )"""
+
+
 def money_sum(expression: str) -> str:
     """SQL for the exact sum of an amount column or expression, as an amount."""
     if connection.vendor == "sqlite":
@@ -81,11 +89,7 @@ def service_lines() -> str:
     """One line per statement, tier and service item: the month's paid redemptions, and how many
     were voided while the month was open."""
     return f"""
-    INSERT INTO billing_statementline (
-        statement_id, kind, tier_code, service_item_id, redemption_count, void_count, quantity,
-        amount, amount_currency, government_share, government_share_currency,
-        senior_share, senior_share_currency
-    )
+    {INSERT_LINE}
     SELECT s.id, 'service', g.tier_code, g.service_item_id, g.n, g.voided, g.quantity,
            g.amount, 'CNY', g.government, 'CNY', g.senior, 'CNY'
     FROM (
@@ -106,11 +110,7 @@ def service_lines() -> str:
 def adjustment_lines() -> str:
     """One line per statement, tier and service item of the adjustments landing in the month."""
     return f"""
-    INSERT INTO billing_statementline (
-        statement_id, kind, tier_code, service_item_id, redemption_count, void_count, quantity,
-        amount, amount_currency, government_share, government_share_currency,
-        senior_share, senior_share_currency
-    )
+    {INSERT_LINE}
     SELECT s.id, 'adjustment', a.tier_code, a.service_item_id, COUNT(*), 0, {money_sum("a.quantity")},
            {money_sum("a.amount")}, 'CNY', {money_sum("a.government_share")}, 'CNY',
            {money_sum("a.senior_share")}, 'CNY'
@@ -207,11 +207,7 @@ def pg_lines_and_ledger() -> str:
         ) f
         GROUP BY GROUPING SETS ((provider_id, tier_code, service_item_id), (provider_id))
     ), inserted AS (
-        INSERT INTO billing_statementline (
-            statement_id, kind, tier_code, service_item_id, redemption_count, void_count, quantity,
-            amount, amount_currency, government_share, government_share_currency,
-            senior_share, senior_share_currency
-        )
+        {INSERT_LINE}
         SELECT s.id, 'service', l.tier_code, l.service_item_id, l.n, l.voided, l.quantity,
                l.amount, 'CNY', l.government, 'CNY', l.senior, 'CNY'
         FROM ledger l JOIN billing_statement s ON s.period_id = %(period)s AND s.provider_id = l.provider_id
