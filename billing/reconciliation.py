@@ -107,7 +107,7 @@ CHECKS = {
     "voucher_not_overspent": _voucher_not_overspent,
     "tier_within_face_value": _tier_within_face_value,
 }
-# What PostgreSQL's one pass over the ledger (settlement_sql.pg_lines_and_ledger) answers.
+# What PostgreSQL's one pass over the ledger (settlement_sql.pg_ledger) answers.
 FROM_THE_LEDGER_PASS = ("within_validity", "within_contract")
 
 
@@ -121,25 +121,26 @@ class Ledger:
 
     @classmethod
     def from_pg_rows(cls, rows) -> "Ledger":
+        """From `settlement_sql.pg_ledger`'s rows: one per line (provider, tier, item)."""
         ledger = cls()
+        providers = defaultdict(lambda: [0, ZERO, ZERO, ZERO])
         invalid, off = [0, []], [0, []]
-        for (
-            provider_id,
-            n,
-            amount,
-            government,
-            senior,
-            invalid_n,
-            invalid_ids,
-            off_n,
-            off_ids,
-            _lines,
-        ) in rows:
-            ledger.providers[provider_id] = (n, as_fen(amount), as_fen(government), as_fen(senior))
-            invalid[0] += invalid_n
-            invalid[1].extend(invalid_ids or [])
-            off[0] += off_n
-            off[1].extend(off_ids or [])
+        for row in rows:
+            provider_id, _tier, _item, n, _voided, _quantity, amount, government, senior = row[:9]
+            invalid_n, invalid_first, invalid_last, off_n, off_first, off_last = row[9:]
+            totals = providers[provider_id]
+            totals[0] += n
+            totals[1] += as_fen(amount)
+            totals[2] += as_fen(government)
+            totals[3] += as_fen(senior)
+            for outcome, count, ids in (
+                (invalid, invalid_n, (invalid_first, invalid_last)),
+                (off, off_n, (off_first, off_last)),
+            ):
+                if count:
+                    outcome[0] += count
+                    outcome[1].extend(ids)
+        ledger.providers = {provider_id: tuple(totals) for provider_id, totals in providers.items()}
         for code, (count, sample) in zip(FROM_THE_LEDGER_PASS, (invalid, off), strict=True):
             ledger.outcomes[code] = (count, sorted(set(sample))[:SAMPLE])
         return ledger

@@ -167,8 +167,15 @@ def settle(*, month: dt.date, by=None, job: str = "", now: dt.datetime | None = 
         # A city's month: room to hash its vouchers and group them in memory, for this
         # transaction only (the server's default, often 4 MB, would spill them to disk).
         settlement_sql.run(f"SET LOCAL work_mem = '{SETTLEMENT_WORK_MEM}'", None)
-        # One pass over the ledger: the service lines, and what the checks need of it.
-        rows = settlement_sql.fetch(settlement_sql.pg_lines_and_ledger(), params)
+        # One pass over the ledger (parallel where the server allows): the service lines, and
+        # what the checks need of it; then the lines in one INSERT.
+        rows = settlement_sql.fetch(settlement_sql.pg_ledger(), params)
+        columns = zip(*rows, strict=True) if rows else [()] * len(settlement_sql.LINE_COLUMNS)
+        arrays = {
+            name: list(values)
+            for (name, _kind), values in zip(settlement_sql.LINE_COLUMNS, columns, strict=False)
+        }
+        settlement_sql.run(settlement_sql.insert_service_lines(), {**params, **arrays})
         ledger = reconciliation.Ledger.from_pg_rows(rows)
     else:
         settlement_sql.run(settlement_sql.service_lines(), params)

@@ -149,16 +149,13 @@ def run(sql: str, params: dict | None) -> int:
         return cursor.rowcount
 
 
-# GROUPING(provider, tier, item) of each grouping set of `pg_lines_and_ledger`.
-LINE_SET, PROVIDER_SET = 0, 3
-
-
-def pg_lines_and_ledger() -> str:
-    """PostgreSQL: the service lines and what the reconciliation checks need from the ledger, in
-    one pass over the month's redemptions (GROUPING SETS, hashed: a few hundred groups): the lines
-    are inserted; the query answers one row per provider: its paid services' count and sums, and
-    how many of them lie outside their voucher's validity or their contract, with the first and
-    last such id of each of its lines (a sample: fixed-size aggregates keep the pass hashed).
+def pg_ledger() -> str:
+    """PostgreSQL: one pass over the month's redemptions, grouped as the service lines are
+    (provider, tier, item): each line's paid services' count and sums, the services voided in the
+    month, and how many paid services lie outside their voucher's validity or their contract,
+    with the first and last such id (a sample: fixed-size aggregates keep the pass hashed). A
+    plain SELECT, so that PostgreSQL may scan the ledger with parallel workers (an
+    INSERT … SELECT may not); `insert_service_lines` then writes the few hundred lines it answers.
 
     A service is checked against its voucher's days only where the voucher's window does not
     cover the whole month (issued late, revoked early) or the voucher is not of the month; likewise
@@ -184,51 +181,60 @@ def pg_lines_and_ledger() -> str:
     # Each service's three facts are worked out once (OFFSET 0 keeps the subquery from being
     # folded into the aggregates, which would work them out once per aggregate).
     return f"""
-    WITH ledger AS MATERIALIZED (
-        SELECT provider_id, tier_code, service_item_id,
-               GROUPING(provider_id, tier_code, service_item_id) AS g,
-               COUNT(*) FILTER (WHERE paid) AS n, COUNT(*) FILTER (WHERE NOT paid) AS voided,
-               COALESCE(SUM(quantity) FILTER (WHERE paid), 0) AS quantity,
-               COALESCE(SUM(amount) FILTER (WHERE paid), 0) AS amount,
-               COALESCE(SUM(government_share) FILTER (WHERE paid), 0) AS government,
-               COALESCE(SUM(senior_share) FILTER (WHERE paid), 0) AS senior,
-               COUNT(*) FILTER (WHERE paid AND NOT voucher_ok) AS invalid_n,
-               MIN(id) FILTER (WHERE paid AND NOT voucher_ok) AS invalid_first,
-               MAX(id) FILTER (WHERE paid AND NOT voucher_ok) AS invalid_last,
-               COUNT(*) FILTER (WHERE paid AND NOT contract_ok) AS off_n,
-               MIN(id) FILTER (WHERE paid AND NOT contract_ok) AS off_first,
-               MAX(id) FILTER (WHERE paid AND NOT contract_ok) AS off_last
-        FROM (
-            SELECT r.id, r.provider_id, r.tier_code, r.service_item_id, r.quantity, r.amount,
-                   r.government_share, r.senior_share, {PAID} AS paid,
-                   {voucher_ok} AS voucher_ok, {contract_ok} AS contract_ok
-            {LEDGER.replace("WHERE", joins, 1)}
-            OFFSET 0
-        ) f
-        GROUP BY GROUPING SETS ((provider_id, tier_code, service_item_id), (provider_id))
-    ), inserted AS (
-        {INSERT_LINE}
-        SELECT s.id, 'service', l.tier_code, l.service_item_id, l.n, l.voided, l.quantity,
-               l.amount, 'CNY', l.government, 'CNY', l.senior, 'CNY'
-        FROM ledger l JOIN billing_statement s ON s.period_id = %(period)s AND s.provider_id = l.provider_id
-        WHERE l.g = {LINE_SET}
-        RETURNING 1
-    )
-    -- per provider: its sums, and failing services' count with the first and last ids of each line
-    SELECT p.provider_id, p.n, p.amount, p.government, p.senior, p.invalid_n,
-           ARRAY(SELECT unnest(ARRAY[l.invalid_first, l.invalid_last]) FROM ledger l
-                 WHERE l.g = {LINE_SET} AND l.provider_id = p.provider_id AND l.invalid_n > 0),
-           p.off_n,
-           ARRAY(SELECT unnest(ARRAY[l.off_first, l.off_last]) FROM ledger l
-                 WHERE l.g = {LINE_SET} AND l.provider_id = p.provider_id AND l.off_n > 0),
-           (SELECT COUNT(*) FROM inserted)
-    FROM ledger p WHERE p.g = {PROVIDER_SET}
+    SELECT provider_id, tier_code, service_item_id,
+           COUNT(*) FILTER (WHERE paid) AS n, COUNT(*) FILTER (WHERE NOT paid) AS voided,
+           COALESCE(SUM(quantity) FILTER (WHERE paid), 0) AS quantity,
+           COALESCE(SUM(amount) FILTER (WHERE paid), 0) AS amount,
+           COALESCE(SUM(government_share) FILTER (WHERE paid), 0) AS government,
+           COALESCE(SUM(senior_share) FILTER (WHERE paid), 0) AS senior,
+           COUNT(*) FILTER (WHERE paid AND NOT voucher_ok) AS invalid_n,
+           MIN(id) FILTER (WHERE paid AND NOT voucher_ok) AS invalid_first,
+           MAX(id) FILTER (WHERE paid AND NOT voucher_ok) AS invalid_last,
+           COUNT(*) FILTER (WHERE paid AND NOT contract_ok) AS off_n,
+           MIN(id) FILTER (WHERE paid AND NOT contract_ok) AS off_first,
+           MAX(id) FILTER (WHERE paid AND NOT contract_ok) AS off_last
+    FROM (
+        SELECT r.id, r.provider_id, r.tier_code, r.service_item_id, r.quantity, r.amount,
+               r.government_share, r.senior_share, {PAID} AS paid,
+               {voucher_ok} AS voucher_ok, {contract_ok} AS contract_ok
+        {LEDGER.replace("WHERE", joins, 1)}
+        OFFSET 0
+    ) f
+    GROUP BY provider_id, tier_code, service_item_id
+    """
+
+
+# The columns of `pg_ledger`'s rows that make a service line, in `insert_service_lines`' order.
+LINE_COLUMNS = (
+    ("provider_id", "bigint"),
+    ("tier_code", "varchar"),
+    ("service_item_id", "bigint"),
+    ("n", "bigint"),
+    ("voided", "bigint"),
+    ("quantity", "numeric"),
+    ("amount", "numeric"),
+    ("government", "numeric"),
+    ("senior", "numeric"),
+)
+
+
+def insert_service_lines() -> str:
+    """PostgreSQL: the service lines `pg_ledger` answered, in one INSERT … SELECT from arrays
+    (one per column: `%(provider_id)s`, `%(tier_code)s`, …), each joined to its statement."""
+    arrays = ", ".join(f"%({name})s::{kind}[]" for name, kind in LINE_COLUMNS)
+    names = ", ".join(name for name, _kind in LINE_COLUMNS)
+    return f"""
+    {INSERT_LINE}
+    SELECT s.id, 'service', g.tier_code, g.service_item_id, g.n, g.voided, g.quantity,
+           g.amount, 'CNY', g.government, 'CNY', g.senior, 'CNY'
+    FROM unnest({arrays}) AS g({names})
+    JOIN billing_statement s ON s.period_id = %(period)s AND s.provider_id = g.provider_id
     """
 
 
 def provider_ledger() -> str:
     """Any database: per provider, the month's paid services (count and sums) — for SQLite, where
-    `pg_lines_and_ledger` does not run."""
+    `pg_ledger` does not run."""
     return f"""
     SELECT r.provider_id, COUNT(*), {money_sum("r.amount")}, {money_sum("r.government_share")},
            {money_sum("r.senior_share")}

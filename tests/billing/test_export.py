@@ -139,18 +139,23 @@ def test_money_cells_are_numbers_with_two_decimals(settled_city, tmp_path):
     assert isinstance(detail_row[3].value, dt.datetime)
 
 
-def test_the_detail_lists_every_paid_redemption_once_in_shanghai_time(settled_city, tmp_path):
+def test_the_detail_lists_every_redemption_once_in_shanghai_time_voided_ones_marked(settled_city, tmp_path):
     out = tmp_path / "2026-10.xlsx"
     export_settlement(month=MONTH, out=out)
-    detail = rows_of(open_workbook(out)["明细"])[1:]
+    header, *detail = rows_of(open_workbook(out)["明细"])
 
-    paid = Redemption.objects.filter(service_month=MONTH, void__isnull=True)
-    assert sorted(row[0] for row in detail) == sorted(paid.values_list("id", flat=True))
+    # every redemption of the month is there once, the one voided in the month marked as such
+    assert header[-1] == "撤销"
+    ledger = Redemption.objects.filter(service_month=MONTH)
+    assert sorted(row[0] for row in detail) == sorted(ledger.values_list("id", flat=True))
     voided = Redemption.objects.get(void__isnull=False)
-    assert voided.pk not in {row[0] for row in detail}
+    assert {row[0]: row[-1] for row in detail}[voided.pk] == "当月撤销"
+    paid = [row for row in detail if row[-1] is None]
+    assert sorted(row[0] for row in paid) == sorted(ledger.filter(void__isnull=True).values_list("id", flat=True))
     # the scans were recorded at 10:00 Shanghai time
     assert {row[3].hour for row in detail} == {10}
-    assert sum(Decimal(str(row[10])) for row in detail) == Decimal("225.00")
+    # and the services paid add up to the statements' total
+    assert sum(Decimal(str(row[10])) for row in paid) == Decimal("225.00")
 
 
 def test_names_that_look_like_formulas_are_written_as_text(settled_city, tmp_path):
@@ -211,12 +216,13 @@ def test_the_detail_continues_on_a_new_sheet_past_the_row_limit(settled_city, tm
     out = tmp_path / "2026-10.xlsx"
     export_settlement(month=MONTH, out=out)
 
-    # then the four redemptions run over 明细 and 明细(2), each sheet with its header
+    # then the five redemptions (one voided) run over 明细, 明细(2) and 明细(3), each with its header
     workbook = open_workbook(out)
-    assert [name for name in workbook.sheetnames if name.startswith("明细")] == ["明细", "明细(2)"]
-    first, second = rows_of(workbook["明细"]), rows_of(workbook["明细(2)"])
-    assert first[0] == second[0]
-    assert len(first) - 1 + len(second) - 1 == 4
+    titles = [name for name in workbook.sheetnames if name.startswith("明细")]
+    assert titles == ["明细", "明细(2)", "明细(3)"]
+    sheets = [rows_of(workbook[title]) for title in titles]
+    assert all(rows[0] == sheets[0][0] for rows in sheets)
+    assert [len(rows) - 1 for rows in sheets] == [2, 2, 1]
 
 
 def test_export_command_writes_the_workbook(settled_city, tmp_path, capsys):
@@ -316,7 +322,8 @@ def test_the_sheets_print_on_a4_landscape_with_the_month_and_the_header_on_every
     for sheet in open_workbook(out).worksheets[1:]:
         assert (sheet.page_setup.orientation, int(sheet.page_setup.paperSize)) == ("landscape", 9)
         assert sheet.sheet_properties.pageSetUpPr.fitToPage
-        assert (sheet.page_setup.fitToWidth, sheet.page_setup.fitToHeight) == (1, 0)
+        # fit to one page's width (1 is the file format's default, which XlsxWriter leaves out)
+        assert (sheet.page_setup.fitToWidth or 1, sheet.page_setup.fitToHeight) == (1, 0)
         assert sheet.print_title_rows == "$1:$1"
         assert "2026年10月" in sheet.oddHeader.center.text
 

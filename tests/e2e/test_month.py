@@ -110,7 +110,12 @@ def test_the_whole_month_reconciles_from_scan_to_workbook(monkeypatch, tmp_path)
 
     workbook = load_workbook(out, read_only=True, data_only=True)
     detail = list(workbook["明细"].iter_rows(values_only=True))
-    header, rows = detail[0], [row for row in detail[1:] if row and row[0] not in (None, "")]
+    header = detail[0]
+    void_col = header.index("撤销")
+    # every redemption is listed; the ones voided in the month are marked and not paid
+    listed = [row for row in detail[1:] if row and row[0] not in (None, "")]
+    assert {row[0]: row[void_col] for row in listed}[voided["id"]] == "当月撤销"
+    rows = [row for row in listed if not row[void_col]]
     amount_col = next(i for i, title in enumerate(header) if title and "金额" in str(title))
     gov_col = next(i for i, title in enumerate(header) if title and "政府" in str(title))
     assert len(rows) == counted.count()
