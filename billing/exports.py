@@ -126,7 +126,8 @@ class ExportSummary:
     provider_code: str | None
     statements: int
     summary_rows: int
-    redemptions: int  # the services paid (voided ones are listed in the detail too, marked)
+    redemptions: int  # the services paid
+    detail_rows: int  # every service of the month, voided ones marked
     total_amount: Money
     government_total: Money
     senior_total: Money
@@ -518,7 +519,7 @@ def _write_detail(workbook, styles, *, month, provider_code, tiers, progress, to
     return written
 
 
-def _check_exportable(*, month: dt.date, provider_code: str | None) -> None:
+def check_exportable(*, month: dt.date, provider_code: str | None) -> None:
     if selectors.settled_period(month=month) is None:
         raise BillingError(
             "period_not_settled",
@@ -545,7 +546,7 @@ def export_settlement(
     unknown provider code. `progress(rows done, rows in all)`, if given, is called every
     `PROGRESS_EVERY` rows of the detail and at the end.
     """
-    _check_exportable(month=month, provider_code=provider_code)
+    check_exportable(month=month, provider_code=provider_code)
     progress = progress or (lambda done, total: None)
     tiers = selectors.tier_names()
     statements = list(
@@ -563,7 +564,7 @@ def export_settlement(
         _write_approval_summary(workbook, styles, statements, month=month, tiers=tiers)
         summary_rows, totals, count = _write_summary(workbook, styles, statements, month=month, tiers=tiers)
         _write_provider_sheets(workbook, styles, statements, month=month, tiers=tiers)
-        _write_detail(
+        detail_rows = _write_detail(
             workbook,
             styles,
             month=month,
@@ -580,6 +581,7 @@ def export_settlement(
         statements=len(statements),
         summary_rows=summary_rows,
         redemptions=count,
+        detail_rows=detail_rows,
         total_amount=Money(totals[0], "CNY"),
         government_total=Money(totals[1], "CNY"),
         senior_total=Money(totals[2], "CNY"),
@@ -601,7 +603,7 @@ def export_detail_csv(*, month: dt.date, out: str | TextIO, provider_code: str |
     order mark (so Excel and WPS read the Chinese): the detail for months too large for a
     workbook. `out` is a path or a text file opened with newline="". Streams from the database;
     returns the number of redemptions. Refuses as `export_settlement` does."""
-    _check_exportable(month=month, provider_code=provider_code)
+    check_exportable(month=month, provider_code=provider_code)
     tiers = selectors.tier_names()
     handle = open(out, "w", encoding="utf-8-sig", newline="") if isinstance(out, str) else out  # noqa: SIM115
     try:

@@ -335,3 +335,65 @@ class ReconciliationCheck(models.Model):
 
     def __str__(self):
         return f"{self.period} {self.code} {self.status}"
+
+
+class SettlementExport(models.Model):
+    """One workbook of a settled month (all providers, or one), asked for from the pages.
+
+    A small month is written at once, in the request; a large one by a Celery worker
+    (`tasks.run_settlement_export`), whose progress the page follows. The file goes to the
+    `exports` storage (settings.STORAGES, `EXPORT_ROOT`), never into the database; the row keeps
+    its name, size and the figures it was written with, and who asked for it.
+    """
+
+    class State(models.TextChoices):
+        QUEUED = "queued", _("Queued")
+        RUNNING = "running", _("Being written")
+        DONE = "done", _("Ready")
+        FAILED = "failed", _("Failed")
+
+    month = models.DateField(_("month"))
+    provider = models.ForeignKey(
+        "providers.Provider",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("provider"),
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", verbose_name=_("requested by")
+    )
+    requested_at = models.DateTimeField(_("requested at"), auto_now_add=True)
+    state = models.CharField(_("state"), max_length=10, choices=State.choices, default=State.QUEUED)
+    rows_total = models.PositiveIntegerField(_("services in the detail"), default=0)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+    file_name = models.CharField(_("file"), max_length=200, blank=True)
+    file_size = models.PositiveBigIntegerField(_("file size (bytes)"), default=0)
+    # {"statements": n, "redemptions": n, "detail_rows": n, "total_amount": "…", …} when done;
+    # {"code": "…"} when failed.
+    outcome = models.JSONField(_("outcome"), default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-requested_at", "-id"]
+        verbose_name = _("settlement workbook")
+        verbose_name_plural = _("settlement workbooks")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(state__in=["queued", "running", "done", "failed"]), name="settlement_export_state"
+            ),
+            models.CheckConstraint(
+                condition=Q(state="done", finished_at__isnull=False) & ~Q(file_name="")
+                | Q(state="failed", finished_at__isnull=False, file_name="")
+                | Q(state__in=["queued", "running"], finished_at__isnull=True, file_name=""),
+                name="settlement_export_state_fields",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.month:%Y-%m} {self.provider or '*'} {self.state}"
+
+    @property
+    def download_name(self) -> str:
+        suffix = f"-{self.provider.code}" if self.provider_id else ""
+        return f"settlement-{self.month:%Y-%m}{suffix}.xlsx"

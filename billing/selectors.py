@@ -6,22 +6,32 @@ else any. Every selector taking `user` goes through it. Only finance staff act (
 """
 
 import datetime as dt
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet, Sum
 from django.utils import timezone
 
-from billing.models import Adjustment, ReconciliationCheck, SettlementPeriod, Statement, StatementLine
+from billing.models import (
+    Adjustment,
+    ReconciliationCheck,
+    SettlementExport,
+    SettlementPeriod,
+    Statement,
+    StatementLine,
+)
 from billing.reconciliation import CHECKS
 from config.months import local_date, month_of
 from config.roles import BUREAU, FINANCE, PROVIDER, roles_of
 from eligibility.models import Tier
+from eligibility.selectors import cached_progress
 from providers.models import Provider
 from vouchers.models import Redemption, Voucher
 
 SETTLEMENT_ROLES = frozenset({FINANCE, BUREAU})
 EXPORT_CHUNK = 2_000
+_export_log = logging.getLogger("billing.exports")
 
 
 def can_view_settlements(user) -> bool:
@@ -397,22 +407,6 @@ REDEMPTION_EXPORT_FIELDS = (
 )
 
 
-def redemption_rows_for_export(*, month: dt.date, provider_code: str | None = None) -> Iterator[dict]:
-    """Every redemption a month's statements pay, as flat dicts, streamed from the database.
-
-    `values()` joins what the export shows in the same query (no N+1) and `iterator()` reads it
-    in chunks, so a city's month never sits in memory at once. Ordered by provider, then time.
-    """
-    rows = Redemption.objects.filter(_paid_in_month(), service_month=month)
-    if provider_code:
-        rows = rows.filter(provider__code=provider_code)
-    return (
-        rows.order_by("provider__code", "served_at", "id")
-        .values(*REDEMPTION_EXPORT_FIELDS)
-        .iterator(chunk_size=EXPORT_CHUNK)
-    )
-
-
 def own_provider_id(user) -> int | None:
     """The provider whose statements `user` sees as its manager (None for anyone else)."""
     return _own_provider_id(user) if user.is_authenticated else None
@@ -424,7 +418,7 @@ def provider_by_id(*, provider_id: int) -> Provider:
 
 def redemption_rows_for_detail(*, month: dt.date, provider_code: str | None = None) -> Iterator[dict]:
     """Every redemption of a month, voided ones included, as flat dicts streamed from the database
-    (the CSV detail): `REDEMPTION_EXPORT_FIELDS` plus `voided_in_month` (voided while the month was
+    (the detail of the workbook and of the CSV): `REDEMPTION_EXPORT_FIELDS` plus `voided_in_month` (voided while the month was
     open: not paid) and `voided_later` (paid here; reversed by an adjustment of a later month)."""
     late_void = Exists(Adjustment.objects.filter(redemption=OuterRef("pk"), kind=Adjustment.Kind.VOID))
     rows = Redemption.objects.filter(service_month=month).annotate(
@@ -437,3 +431,53 @@ def redemption_rows_for_detail(*, month: dt.date, provider_code: str | None = No
         .values(*REDEMPTION_EXPORT_FIELDS, "voided_in_month", "voided_later")
         .iterator(chunk_size=EXPORT_CHUNK)
     )
+
+
+def export_progress_key(export_id: int) -> str:
+    """The cache key under which a workbook being written keeps (services done, services in all)."""
+    return f"billing:export-progress:{export_id}"
+
+
+def export_rows(*, month: dt.date, provider_code: str | None = None) -> int:
+    """How many services (voided ones included) a settled month's workbook lists in its detail."""
+    statements = Statement.objects.filter(period__month=month)
+    if provider_code:
+        statements = statements.filter(provider__code=provider_code)
+    totals = statements.aggregate(n=Sum("redemption_count"), v=Sum("void_count"))
+    return (totals["n"] or 0) + (totals["v"] or 0)
+
+
+def exports_visible_to(user) -> QuerySet[SettlementExport]:
+    """The workbooks `user` may see and download: finance, the bureau and superusers every one; a
+    provider's manager those of their own provider only; anyone else none."""
+    exports = SettlementExport.objects.select_related("provider", "requested_by")
+    if can_view_settlements(user):
+        return exports
+    own = own_provider_id(user)
+    return exports.filter(provider_id=own) if own is not None else exports.none()
+
+
+def export_for(*, user, export_id: int) -> SettlementExport | None:
+    return exports_visible_to(user).filter(pk=export_id).first()
+
+
+def recent_exports(*, user, month: dt.date, provider_id: int | None = None, limit: int = 5) -> list:
+    """The latest workbooks of a month (of one provider's, given `provider_id`), newest first."""
+    exports = exports_visible_to(user).filter(month=month)
+    if provider_id is not None:
+        exports = exports.filter(provider_id=provider_id)
+    return list(exports[:limit])
+
+
+def export_progress(*, export: SettlementExport) -> tuple[int, int]:
+    """(services done, services in all) of a workbook, for the page's bar: a finished one is
+    complete; one being written shows what its worker last put in the cache (0 when the cache
+    has nothing or fails: it is a helper, and the bar simply waits)."""
+    total = export.rows_total
+    if export.state in (SettlementExport.State.DONE, SettlementExport.State.FAILED):
+        return total, total
+    value = cached_progress(export_progress_key(export.pk), log=_export_log, what=f"export {export.pk}")
+    if not value:
+        return 0, total
+    done, total = value
+    return min(done, total), total

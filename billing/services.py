@@ -6,6 +6,8 @@
     approve_statement a second finance user approves it (four eyes: not whoever prepared it)
     mark_paid         the payment's reference and date; the month is locked once all are paid
     record_adjustment a correction of a closed month's redemption, landing in an open month
+    request_export    a settled month's workbook: written at once when small, else by a worker
+    finish_export     write a requested workbook (the body of `tasks.run_settlement_export`)
 
 Each is one transaction with keyword-only arguments and is attributable: `by` a user, or `job` the
 name of a scheduled job or command (e.g. "celery:settle_month"). Refusals are `BillingError`s with
@@ -14,19 +16,24 @@ the codes each docstring lists. Locks are taken in one order: the month's ledger
 """
 
 import datetime as dt
+import logging
+import os
+import tempfile
 from dataclasses import dataclass
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.files import File
+from django.core.files.storage import storages
 from django.db import connection, transaction
 from django.db.models import Q, Sum
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from djmoney.money import Money
 
-from billing import reconciliation, settlement_sql
+from billing import exports, reconciliation, selectors, settlement_sql
 from billing.errors import BillingError
-from billing.models import Adjustment, SettlementPeriod, Statement
+from billing.models import Adjustment, SettlementExport, SettlementPeriod, Statement
 from billing.pricing import to_fen
 from config.months import format_month, last_day, local_date, month_bounds, month_of, next_month
 from config.roles import FINANCE, roles_of
@@ -453,3 +460,111 @@ def record_adjustment(
         job=job,
         now=now,
     )
+
+
+_export_log = logging.getLogger("billing.exports")
+EXPORT_PROGRESS_SECONDS = 24 * 3600  # how long the cache keeps a workbook's progress
+
+
+def exports_storage():
+    """Where the workbooks go (settings.STORAGES["exports"], `EXPORT_ROOT`)."""
+    return storages["exports"]
+
+
+def request_export(*, month: dt.date, user, provider_code: str | None = None) -> SettlementExport:
+    """Ask for a settled month's workbook (every provider's, or one's). Up to
+    `settings.EXPORT_INLINE_ROWS` services it is written at once and comes back `done` (or
+    `failed`); a larger month comes back `queued` for a Celery worker (`tasks.run_settlement_export`),
+    whose progress `selectors.export_progress` follows. The same workbook already queued or being
+    written is returned rather than asked for twice.
+
+    Refuses `not_permitted` for a user who may not see the month's statements (a provider's
+    manager: only their own provider's workbook), `period_not_settled` and `not_found` (an unknown
+    provider code) as `exports.export_settlement` does."""
+    own = selectors.own_provider_id(user)
+    if not selectors.can_view_settlements(user):
+        provider = selectors.provider_by_id(provider_id=own) if own is not None else None
+        if provider is None or provider_code != provider.code:
+            raise BillingError("not_permitted", _("You may download only your own provider's statements."))
+    exports.check_exportable(month=month, provider_code=provider_code)
+    provider = selectors.provider_by_code(code=provider_code) if provider_code else None
+    with transaction.atomic():
+        pending = (
+            SettlementExport.objects.select_for_update()
+            .filter(month=month, provider=provider, state__in=["queued", "running"])
+            .first()
+        )
+        if pending is not None:
+            return pending
+        export = SettlementExport.objects.create(
+            month=month,
+            provider=provider,
+            requested_by=user,
+            rows_total=selectors.export_rows(month=month, provider_code=provider_code),
+        )
+        if export.rows_total > settings.EXPORT_INLINE_ROWS:
+            from billing.tasks import run_settlement_export  # the tasks module imports this one
+
+            transaction.on_commit(lambda: run_settlement_export.delay(export.pk))
+            return export
+    return finish_export(export_id=export.pk)
+
+
+def _record_export_progress(export_id: int, done: int, total: int) -> None:
+    from eligibility.services import record_progress
+
+    record_progress(
+        selectors.export_progress_key(export_id),
+        (done, total),
+        seconds=EXPORT_PROGRESS_SECONDS,
+        log=_export_log,
+        what=f"export {export_id}",
+    )
+
+
+def finish_export(*, export_id: int) -> SettlementExport:
+    """Write a requested workbook to a temporary file, then to the exports storage, and record
+    its name, size and figures; or record why it failed (`period_not_settled`, `not_found`, or
+    `export_failed` for anything unexpected, logged). A workbook already taken by another worker
+    or finished (a task delivered twice) is returned as it is."""
+    taken = SettlementExport.objects.filter(pk=export_id, state=SettlementExport.State.QUEUED).update(
+        state=SettlementExport.State.RUNNING
+    )
+    export = SettlementExport.objects.select_related("provider").get(pk=export_id)
+    if not taken:
+        return export
+    provider_code = export.provider.code if export.provider_id else None
+    handle, path = tempfile.mkstemp(prefix="settlement-", suffix=".xlsx")
+    os.close(handle)
+    try:
+        summary = exports.export_settlement(
+            month=export.month,
+            out=path,
+            provider_code=provider_code,
+            progress=lambda done, total: _record_export_progress(export_id, done, total),
+        )
+        with open(path, "rb") as written:
+            name = exports_storage().save(
+                f"settlement/{export.month:%Y-%m}/{export.pk}-{export.download_name}", File(written)
+            )
+    except BillingError as error:
+        export.state, export.outcome = SettlementExport.State.FAILED, {"code": error.code}
+    except Exception:
+        _export_log.exception("settlement workbook %s failed", export_id)
+        export.state, export.outcome = SettlementExport.State.FAILED, {"code": "export_failed"}
+    else:
+        export.state, export.file_name = SettlementExport.State.DONE, name
+        export.file_size = exports_storage().size(name)
+        export.outcome = {
+            "statements": summary.statements,
+            "redemptions": summary.redemptions,
+            "detail_rows": summary.detail_rows,
+            "total_amount": str(summary.total_amount.amount),
+            "government_total": str(summary.government_total.amount),
+            "senior_total": str(summary.senior_total.amount),
+        }
+    finally:
+        os.remove(path)
+    export.finished_at = timezone.now()
+    export.save(update_fields=["state", "file_name", "file_size", "outcome", "finished_at"])
+    return export

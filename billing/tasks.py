@@ -4,7 +4,7 @@ from celery import shared_task
 from django.utils import timezone
 
 from billing.models import SettlementPeriod
-from billing.services import settle
+from billing.services import finish_export, settle
 from config.months import format_month, month_of, parse_month, previous_month
 
 SETTLE_MONTH_JOB = "celery:settle_month"
@@ -34,3 +34,9 @@ def settle_previous_month() -> dict:
     if SettlementPeriod.objects.filter(month=month).exclude(state=SettlementPeriod.State.OPEN).exists():
         return {"month": format_month(month), "skipped": "period_closed"}
     return settle_month(format_month(month))
+
+
+@shared_task
+def run_settlement_export(export_id: int) -> str:
+    """Write a workbook finance asked for from the pages; returns its final state."""
+    return finish_export(export_id=export_id).state

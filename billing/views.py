@@ -4,12 +4,11 @@ adjustments and every service behind it, and the buttons of a statement's life: 
 approve (a second finance user), paid. Thin: every read is a selector, every write a service."""
 
 import datetime as dt
-import io
 
 from django import forms
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import Http404, HttpResponse
+from django.http import FileResponse, Http404
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -18,7 +17,6 @@ from django.views.decorators.http import require_GET, require_POST
 
 from billing import selectors, services
 from billing.errors import BillingError
-from billing.exports import export_settlement
 from billing.models import SettlementPeriod, Statement, StatementLine
 from config.months import format_month, local_date, month_bounds, parse_month
 from config.pages import page_for
@@ -108,6 +106,7 @@ def period(request, period: str):
     locked = summary is not None and summary.period.state == SettlementPeriod.State.LOCKED
     today = local_date(timezone.now())
     chart = _chart_data(summary) if summary else None
+    own = None if selectors.can_view_settlements(user) else selectors.own_provider_id(user)
     context = {
         "month": month,
         "summary": summary,
@@ -125,6 +124,8 @@ def period(request, period: str):
             for check in (summary.checks if summary else [])
         ],
         "chart": chart,
+        "own_provider_code": selectors.provider_by_id(provider_id=own).code if own is not None else None,
+        "exports": selectors.recent_exports(user=user, month=month, provider_id=own) if summary else [],
         "spend_rows": [
             {"provider": provider, "values": [d["data"][i] for d in chart["datasets"]]}
             for i, provider in enumerate(chart["labels"])
@@ -254,6 +255,9 @@ def statement(request, statement_id: int):
             "overdue": statement.state == Statement.State.APPROVED
             and statement.due_date is not None
             and statement.due_date < today,
+            "exports": selectors.recent_exports(
+                user=user, month=statement.period.month, provider_id=statement.provider_id
+            ),
         },
     )
 
@@ -377,25 +381,78 @@ def statement_redemptions(request, statement_id: int):
     )
 
 
+def _export_provider_code(request, asked: str | None) -> str | None:
+    """The provider whose workbook is asked for: as asked for finance and the bureau; a provider's
+    manager always their own (asking for another's is not found)."""
+    if selectors.can_view_settlements(request.user):
+        return asked or None
+    provider = selectors.provider_by_id(provider_id=selectors.own_provider_id(request.user))
+    if asked not in (None, "", provider.code):
+        raise Http404
+    return provider.code
+
+
 @settlements_page
-@require_GET
-def export(request, period: str):
-    """The month's workbook; a provider's manager gets their own provider's only."""
+@require_POST
+def export_start(request, period: str):
+    """Ask for the month's workbook (one provider's with `provider`): written at once for a small
+    month, by a worker for a large one; either way the workbook's own page follows."""
     month = _month(period)
-    provider_code = request.GET.get("provider") or None
-    own = selectors.own_provider_id(request.user)
-    if not selectors.can_view_settlements(request.user):
-        provider = selectors.provider_by_id(provider_id=own)
-        if provider_code not in (None, provider.code):
-            raise Http404
-        provider_code = provider.code
-    buffer = io.BytesIO()
+    provider_code = _export_provider_code(request, request.POST.get("provider"))
     try:
-        export_settlement(month=month, out=buffer, provider_code=provider_code)
+        export = services.request_export(month=month, user=request.user, provider_code=provider_code)
     except BillingError as error:
         status = 404 if error.code == "not_found" else 409
         return render(request, "billing/refused.html", {"error": error}, status=status)
-    suffix = f"-{provider_code}" if provider_code else ""
-    response = HttpResponse(buffer.getvalue(), content_type=XLSX)
-    response["Content-Disposition"] = f'attachment; filename="settlement-{format_month(month)}{suffix}.xlsx"'
-    return response
+    return redirect("billing-export", export_id=export.pk)
+
+
+EXPORT_FAILURES = {
+    "period_not_settled": gettext_lazy(
+        "The month is no longer settled: settle it again, then ask for the workbook."
+    ),
+    "not_found": gettext_lazy("The provider no longer exists."),
+    "export_failed": gettext_lazy(
+        "The workbook could not be written because of an unexpected error. Please try again; if it fails again, tell the system administrator."
+    ),
+}
+
+
+@settlements_page
+@require_GET
+def export(request, export_id: int):
+    """A workbook: its progress while a worker writes it (the page reloads itself), then the
+    download, or why it failed."""
+    export = selectors.export_for(user=request.user, export_id=export_id)
+    if export is None:
+        raise Http404
+    done, total = selectors.export_progress(export=export)
+    running = export.state in (export.State.QUEUED, export.State.RUNNING)
+    return render(
+        request,
+        "billing/export.html",
+        {
+            "export": export,
+            "running": running,
+            "done": done,
+            "total": total,
+            "percent": int(done * 100 / total) if total else 0,
+            "failure": EXPORT_FAILURES.get(export.outcome.get("code", ""), EXPORT_FAILURES["export_failed"])
+            if export.state == export.State.FAILED
+            else None,
+        },
+    )
+
+
+@settlements_page
+@require_GET
+def export_download(request, export_id: int):
+    """The workbook's file, streamed from the exports storage."""
+    export = selectors.export_for(user=request.user, export_id=export_id)
+    if export is None or export.state != export.State.DONE:
+        raise Http404
+    try:
+        handle = services.exports_storage().open(export.file_name, "rb")
+    except FileNotFoundError:
+        raise Http404 from None
+    return FileResponse(handle, as_attachment=True, filename=export.download_name, content_type=XLSX)

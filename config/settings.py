@@ -138,6 +138,12 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # The settlement workbooks finance downloads (billing.SettlementExport). Web and workers must
+    # share it: one machine's folder, a shared mount, or another storage backend.
+    "exports": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": env("EXPORT_ROOT", default=str(BASE_DIR / "var" / "exports"))},
+    },
     "staticfiles": {
         "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
         if not DEBUG
@@ -260,3 +266,5 @@ STATEMENT_PAYMENT_DAYS = env.int("STATEMENT_PAYMENT_DAYS", default=30)
 
 # The bureau's name in the title of the settlement workbook.
 SETTLEMENT_BUREAU_NAME = env("SETTLEMENT_BUREAU_NAME", default="民政局")
+# A workbook of up to this many services is written in the request; a larger one by a worker.
+EXPORT_INLINE_ROWS = env.int("EXPORT_INLINE_ROWS", default=20_000)

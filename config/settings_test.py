@@ -2,6 +2,7 @@
 
 import base64
 import os
+import tempfile
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
@@ -11,6 +12,8 @@ os.environ.setdefault("SECRET_KEY", "test-only-secret-key-not-for-production")
 _test_key = Ed25519PrivateKey.generate().private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
 os.environ.setdefault("VOUCHER_SIGNING_KEY", base64.b64encode(_test_key).decode())
 os.environ.setdefault("SECURE_COOKIES", "0")
+# Settlement workbooks of the tests go to a folder of their own, not the project's var/.
+os.environ.setdefault("EXPORT_ROOT", tempfile.mkdtemp(prefix="homecare-test-exports-"))
 
 from .settings import *  # noqa: E402, F403 - the environment above must be set first
 

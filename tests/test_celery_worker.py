@@ -208,3 +208,29 @@ def test_an_evaluation_run_from_the_bureau_runs_on_a_real_worker(
     assert set(Determination.objects.filter(is_current=True).values_list("determined_by_job", flat=True)) == {
         "test"
     }
+
+
+def test_a_settlement_workbook_is_written_by_a_real_worker(
+    needs_postgres_and_redis, transactional_db, tmp_path, monkeypatch
+):
+    from billing.models import SettlementExport
+    from billing.selectors import export_progress
+    from billing.services import exports_storage, settle
+    from billing.tasks import run_settlement_export
+    from tests.factories import UserFactory
+
+    # given a settled past month and a workbook of it asked for (queued for a worker)
+    _month_with_two_redemptions()
+    settle(month=MONTH, job="test")
+    export = SettlementExport.objects.create(month=MONTH, requested_by=UserFactory(), rows_total=2)
+
+    # when a worker takes it through Redis
+    outcome = _run_on_a_worker(run_settlement_export, [export.pk], tmp_path, monkeypatch)
+
+    # then the file is in the storage this process reads too, with the month's figures
+    export.refresh_from_db()
+    assert (outcome, export.state) == ("done", "done")
+    assert export.outcome["redemptions"] == 2 and export.outcome["total_amount"] == "95.00"
+    assert export_progress(export=export) == (2, 2)
+    with exports_storage().open(export.file_name, "rb") as handle:
+        assert handle.read(2) == b"PK" and export.file_size > 0

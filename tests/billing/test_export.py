@@ -151,7 +151,9 @@ def test_the_detail_lists_every_redemption_once_in_shanghai_time_voided_ones_mar
     voided = Redemption.objects.get(void__isnull=False)
     assert {row[0]: row[-1] for row in detail}[voided.pk] == "当月撤销"
     paid = [row for row in detail if row[-1] is None]
-    assert sorted(row[0] for row in paid) == sorted(ledger.filter(void__isnull=True).values_list("id", flat=True))
+    assert sorted(row[0] for row in paid) == sorted(
+        ledger.filter(void__isnull=True).values_list("id", flat=True)
+    )
     # the scans were recorded at 10:00 Shanghai time
     assert {row[3].hour for row in detail} == {10}
     # and the services paid add up to the statements' total

@@ -8,6 +8,7 @@ from django.contrib.auth.models import Group
 from django.urls import reverse
 from django.utils import timezone
 
+from billing import services
 from billing.models import SettlementPeriod, Statement
 from billing.services import settle
 from config.months import SHANGHAI
@@ -155,12 +156,21 @@ def test_a_providers_manager_sees_their_own_statements_only(served, client):
     other = Statement.objects.get(provider__code="prov-b")
 
     period = client.get(reverse("billing-period", kwargs={"period": "2026-10"})).content.decode()
-    workbook = client.get(reverse("billing-export", kwargs={"period": "2026-10"}))
+    asked = client.post(reverse("billing-export-start", kwargs={"period": "2026-10"}), follow=True)
+    export = asked.context["export"]
+    workbook = client.get(reverse("billing-export-download", kwargs={"export_id": export.pk}))
 
     assert "康乐家政A" in period and "康乐家政B" not in period
     assert client.get(reverse("billing-statement", kwargs={"statement_id": own.pk})).status_code == 200
     assert client.get(reverse("billing-statement", kwargs={"statement_id": other.pk})).status_code == 404
     assert 'filename="settlement-2026-10-prov-a.xlsx"' in workbook["Content-Disposition"]
-    url = reverse("billing-export", kwargs={"period": "2026-10"})
-    assert client.get(url, {"provider": "prov-b"}).status_code == 404
+    assert export.provider.code == "prov-a"
+    url = reverse("billing-export-start", kwargs={"period": "2026-10"})
+    assert client.post(url, {"provider": "prov-b"}).status_code == 404
+    # and the workbook of the whole month, asked for by finance, is not theirs to open
+    finance = UserFactory(username="fin-pages")
+    finance.groups.add(Group.objects.get_or_create(name="finance")[0])
+    whole = services.request_export(month=MONTH, user=finance)
+    assert client.get(reverse("billing-export", kwargs={"export_id": whole.pk})).status_code == 404
+    assert client.get(reverse("billing-export-download", kwargs={"export_id": whole.pk})).status_code == 404
     assert reverse("billing-settle", kwargs={"period": "2026-10"}) not in period

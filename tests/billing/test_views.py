@@ -52,7 +52,7 @@ def test_finance_and_bureau_see_every_month_and_its_statements(settled, client, 
     for name in ("康乐家政A", "康乐家政B", "康乐家政C"):
         assert name in page
     assert "60.00" in page and "30.00" in page
-    assert reverse("billing-export", kwargs={"period": "2026-10"}) in page
+    assert reverse("billing-export-start", kwargs={"period": "2026-10"}) in page
     assert 'id="spend-data"' in page  # the chart's figures, with its table beside it
     assert page.count("recon-passed") == 5  # every reconciliation check, passed
 
@@ -65,17 +65,37 @@ def test_the_settlements_page_reads_a_constant_number_of_queries(
         assert client.get(reverse("billing-periods")).status_code == 200
 
 
+def ask_for_workbook(client, period="2026-10", **data):
+    """Press the workbook button; the response of the page it leads to (followed)."""
+    return client.post(reverse("billing-export-start", kwargs={"period": period}), data, follow=True)
+
+
+def download(client, page):
+    """The workbook behind a finished workbook page."""
+    export = page.context["export"]
+    response = client.get(reverse("billing-export-download", kwargs={"export_id": export.pk}))
+    assert response.status_code == 200
+    return response
+
+
 @pytest.mark.parametrize("role", ["staff", "worker"])
 def test_other_roles_are_refused(settled, client, role):
+    finance = user_in("finance")
+    client.force_login(finance)
+    export = ask_for_workbook(client).context["export"]
     client.force_login(user_in(role))
-    for url in (reverse("billing-periods"), reverse("billing-export", kwargs={"period": "2026-10"})):
-        response = client.get(url)
+    for response in (
+        client.get(reverse("billing-periods")),
+        client.post(reverse("billing-export-start", kwargs={"period": "2026-10"})),
+        client.get(reverse("billing-export", kwargs={"export_id": export.pk})),
+        client.get(reverse("billing-export-download", kwargs={"export_id": export.pk})),
+    ):
         assert response.status_code == 403
         assert "Content-Disposition" not in response
 
 
 def test_signed_out_visitors_are_sent_to_sign_in(db, client):
-    response = client.get(reverse("billing-export", kwargs={"period": "2026-10"}))
+    response = client.post(reverse("billing-export-start", kwargs={"period": "2026-10"}))
     assert response.status_code == 302
     assert response["Location"].startswith(reverse("login"))
 
@@ -83,39 +103,82 @@ def test_signed_out_visitors_are_sent_to_sign_in(db, client):
 def test_finance_downloads_the_workbook(settled, client):
     client.force_login(user_in("finance"))
 
-    response = client.get(reverse("billing-export", kwargs={"period": "2026-10"}))
+    # when finance presses the button of a small month, the workbook is written at once
+    page = ask_for_workbook(client)
+    assert page.status_code == 200 and page.context["export"].state == "done"
+    assert reverse("billing-export-download", kwargs={"export_id": page.context["export"].pk}) in (
+        page.content.decode()
+    )
+    response = download(client, page)
 
-    assert response.status_code == 200
     assert response["Content-Type"] == XLSX
     assert 'filename="settlement-2026-10.xlsx"' in response["Content-Disposition"]
-    workbook = load_workbook(io.BytesIO(response.content))
+    workbook = load_workbook(io.BytesIO(b"".join(response.streaming_content)))
     assert workbook.sheetnames == ["审批汇总", "汇总", "康乐家政A", "康乐家政B", "康乐家政C", "明细"]
     assert len(list(workbook["明细"].iter_rows())) == 1 + 2
+    # and the month's page lists it
+    october = client.get(reverse("billing-period", kwargs={"period": "2026-10"})).content.decode()
+    assert reverse("billing-export", kwargs={"export_id": page.context["export"].pk}) in october
 
 
 def test_finance_downloads_one_providers_workbook(settled, client):
     client.force_login(user_in("finance"))
 
-    response = client.get(reverse("billing-export", kwargs={"period": "2026-10"}), {"provider": "prov-b"})
+    response = download(client, ask_for_workbook(client, provider="prov-b"))
 
-    assert response.status_code == 200
     assert 'filename="settlement-2026-10-prov-b.xlsx"' in response["Content-Disposition"]
-    details = list(load_workbook(io.BytesIO(response.content))["明细"].iter_rows(min_row=2, values_only=True))
+    workbook = load_workbook(io.BytesIO(b"".join(response.streaming_content)))
+    details = list(workbook["明细"].iter_rows(min_row=2, values_only=True))
     assert {row[1] for row in details} == {"prov-b"}
+
+
+def test_a_large_month_is_written_by_a_worker_with_progress(
+    settled, client, settings, django_capture_on_commit_callbacks
+):
+    # given workbooks of more than one service go to a worker
+    settings.EXPORT_INLINE_ROWS = 1
+    client.force_login(user_in("finance"))
+
+    # when finance asks for one, it is queued (the task leaves once the request commits)
+    with django_capture_on_commit_callbacks() as callbacks:
+        page = ask_for_workbook(client)
+    export = page.context["export"]
+    assert export.state == "queued" and export.rows_total == 2
+    assert '<meta http-equiv="refresh"' in page.content.decode()
+    assert client.get(reverse("billing-export-download", kwargs={"export_id": export.pk})).status_code == 404
+    # and asking again meanwhile gives the same workbook, not a second one
+    assert ask_for_workbook(client).context["export"].pk == export.pk
+    assert len(callbacks) == 1
+
+    # when the worker has run it (Celery runs tasks inline here)
+    from billing.tasks import run_settlement_export
+
+    assert run_settlement_export.apply(args=[export.pk]).get() == "done"
+
+    # then the page offers the file, with its progress full and no more reloading
+    page = client.get(reverse("billing-export", kwargs={"export_id": export.pk}))
+    assert (page.context["done"], page.context["total"]) == (2, 2)
+    assert '<meta http-equiv="refresh"' not in page.content.decode()
+    assert download(client, page)["Content-Type"] == XLSX
+    # and a task delivered twice does not write it again
+    assert run_settlement_export.apply(args=[export.pk]).get() == "done"
 
 
 def test_an_unsettled_month_gets_a_page_that_says_why(settled, client):
     client.force_login(user_in("finance"))
-    response = client.get(reverse("billing-export", kwargs={"period": "2026-09"}), HTTP_ACCEPT_LANGUAGE="en")
+    response = client.post(
+        reverse("billing-export-start", kwargs={"period": "2026-09"}), HTTP_ACCEPT_LANGUAGE="en"
+    )
     assert response.status_code == 409
     assert "not been settled" in response.content.decode()
 
 
 def test_not_a_month_or_not_a_provider_is_not_found(settled, client):
     client.force_login(user_in("finance"))
-    assert client.get("/billing/2026-13/export.xlsx").status_code == 404
-    url = reverse("billing-export", kwargs={"period": "2026-10"})
-    assert client.get(url, {"provider": "nobody"}).status_code == 404
+    assert client.post("/billing/2026-13/export/").status_code == 404
+    url = reverse("billing-export-start", kwargs={"period": "2026-10"})
+    assert client.post(url, {"provider": "nobody"}).status_code == 404
+    assert client.get(reverse("billing-export", kwargs={"export_id": 999})).status_code == 404
 
 
 def test_the_admin_shows_statements_read_only(settled, client):
