@@ -7,7 +7,8 @@ The life of a month (DESIGN.md §3, issue 10):
 
 `settle` closes the month to new scans and drafts one statement per provider; it may run again
 (identical figures) until a statement of the month is approved. Approval needs a second finance
-user (four eyes): the database refuses `approved_by = prepared_by`. A correction after the month
+user (four eyes): the database refuses `approved_by = prepared_by`, and for a statement a job
+prepared, `approved_by = reviewed_by`. A correction after the month
 is closed is an `Adjustment` that lands in the next open month's statement (§6.3).
 
 Each write is attributable: a user, or a scheduled job by name (`…_job`, a text column), never
@@ -148,11 +149,12 @@ class Statement(models.Model):
                 & Q(prepared_at__isnull=False),
                 name="statement_prepared_by_one",
             ),
-            # Four eyes: whoever prepared the statement does not approve it.
+            # Four eyes: whoever prepared the statement does not approve it; a statement a
+            # scheduled job prepared is approved by someone other than its reviewer.
             models.CheckConstraint(
                 condition=Q(approved_by__isnull=True)
-                | Q(prepared_by__isnull=True)
-                | ~Q(approved_by=F("prepared_by")),
+                | Q(prepared_by__isnull=False) & ~Q(approved_by=F("prepared_by"))
+                | Q(prepared_by__isnull=True, reviewed_by__isnull=False) & ~Q(approved_by=F("reviewed_by")),
                 name="statement_four_eyes",
             ),
             models.CheckConstraint(

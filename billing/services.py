@@ -259,7 +259,8 @@ def approve_statement(*, statement_id: int, by, now: dt.datetime | None = None) 
     """A second finance user approves a reviewed statement: its figures and lines are final (the
     month cannot be settled again), and it is due for payment `payment_days()` days later.
 
-    Four eyes: whoever prepared the statement cannot approve it (the database refuses it too).
+    Four eyes: whoever prepared the statement cannot approve it, nor, when a scheduled job prepared
+    it, whoever reviewed it (the database refuses both too).
     Refuses: not_found, not_permitted, period_locked, not_reviewed (a draft, or approved already),
     four_eyes, reconciliation_failed (the month's statements do not add up to their ledger).
     """
@@ -273,6 +274,10 @@ def approve_statement(*, statement_id: int, by, now: dt.datetime | None = None) 
     if statement.prepared_by_id == by.pk:
         raise BillingError(
             "four_eyes", _("You prepared this statement, so another finance user must approve it.")
+        )
+    if statement.prepared_by_id is None and statement.reviewed_by_id == by.pk:
+        raise BillingError(
+            "four_eyes", _("You reviewed this statement, so another finance user must approve it.")
         )
     if reconciliation.failed(period=statement.period, codes=reconciliation.BLOCKING):
         raise BillingError(

@@ -194,6 +194,28 @@ def test_four_eyes_the_preparer_cannot_approve(city, people):
         )
 
 
+def test_four_eyes_a_statement_a_job_prepared_is_approved_by_someone_other_than_its_reviewer(city, people):
+    # given a statement drafted by the scheduled job and reviewed by a finance user
+    city.serve(tier="paid")
+    settle(month=MONTH, job="celery:settle_month", now=SETTLED_AT)
+    statement = statement_of(MONTH, "prov-a")
+    review_statement(statement_id=statement.pk, by=people["preparer"])
+
+    # when the reviewer approves it too, the service refuses (one person would have done both)
+    with pytest.raises(BillingError) as refused:
+        approve_statement(statement_id=statement.pk, by=people["preparer"])
+    assert refused.value.code == "four_eyes"
+    # and so does the database
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Statement.objects.filter(pk=statement.pk).update(
+            state="approved", approved_by=people["preparer"], approved_at=SETTLED_AT, due_date=MONTH
+        )
+
+    # and a second finance user may
+    approved = approve_statement(statement_id=statement.pk, by=people["approver"])
+    assert (approved.state, approved.approved_by) == ("approved", people["approver"])
+
+
 def test_the_database_refuses_a_state_without_its_fields(city, people):
     settle(month=MONTH, by=people["preparer"], now=SETTLED_AT)
     statement = statement_of(MONTH, "prov-a")
