@@ -133,16 +133,21 @@ def settlement_periods(*, user) -> QuerySet[SettlementPeriod]:
 
 
 def months(*, user, now: dt.datetime | None = None, only: dt.date | None = None) -> list[MonthRow]:
-    """Every month with services or a period, newest first, the current month (so far) included:
-    counts from the ledger (recorded, voided in the month, paid) and amounts of the paid services,
-    for the providers `user` may see. One grouped query over the ledger plus one for periods.
-    `only`: that month's row alone (read from its services only), if it has one."""
+    """Every month with services or a period, newest first, the current month (so far) included,
+    for the providers `user` may see. A settled month shows its statements' figures (services
+    paid and voided, amounts including the adjustments that landed in it); a month not settled
+    yet, its services so far from the ledger (recorded, voided in the month, the paid ones'
+    amounts). One grouped query over the open months' services, one over the statements.
+    `only`: that month's row alone, if it has one."""
     if not can_view_settlements(user) and _own_provider_id(user) is None:
         return []
-    ledger = Redemption.objects.all()
+    settled = SettlementPeriod.objects.exclude(state=SettlementPeriod.State.OPEN)
+    ledger = Redemption.objects.exclude(service_month__in=settled.values("month"))
     periods = SettlementPeriod.objects.select_related("settled_by")
+    statements = visible_to(user).exclude(period__state=SettlementPeriod.State.OPEN)
     if only is not None:
         ledger, periods = ledger.filter(service_month=only), periods.filter(month=only)
+        statements = statements.filter(period__month=only)
     provider_id = None if can_view_settlements(user) else _own_provider_id(user)
     if provider_id is not None:
         ledger = ledger.filter(provider_id=provider_id)
@@ -159,6 +164,18 @@ def months(*, user, now: dt.datetime | None = None, only: dt.date | None = None)
         )
         .order_by()
     }
+    for row in (
+        statements.values("period__month")
+        .annotate(
+            paid=Sum("redemption_count"),
+            voided=Sum("void_count"),
+            amount=Sum("total_amount"),
+            government=Sum("government_total"),
+            senior=Sum("senior_total"),
+        )
+        .order_by()
+    ):
+        rows[row["period__month"]] = {**row, "recorded": (row["paid"] or 0) + (row["voided"] or 0)}
     periods = {period.month: period for period in periods}
     current = month_of(now or timezone.now())
     result = []
@@ -166,7 +183,7 @@ def months(*, user, now: dt.datetime | None = None, only: dt.date | None = None)
     for month in sorted(shown, reverse=True):
         row = rows.get(month, {})
         period = periods.get(month)
-        recorded, voided = row.get("recorded", 0), row.get("voided", 0)
+        recorded, voided = row.get("recorded") or 0, row.get("voided") or 0
         result.append(
             MonthRow(
                 month=month,

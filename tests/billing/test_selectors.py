@@ -40,6 +40,33 @@ def test_the_months_list_counts_voids_and_shows_the_month_not_yet_settled(city):
         "closed",
         "fin",
     )
+    # and October's figures are now its statements' (the same, nothing having landed since)
+    assert (october.recorded, october.voided, october.paid) == (8, 1, 7)
+    assert Decimal(october.amount) == Decimal("488.20")
+
+
+def test_a_settled_month_keeps_its_settled_figures_after_a_late_void(city):
+    # given October served and settled, then one of its services voided after the close (an
+    # adjustment landing in November)
+    serve_a_month(city)
+    finance = make_finance("fin")
+    settle(month=MONTH, by=finance, now=SETTLED_AT)
+    from vouchers.models import Redemption
+    from vouchers.services import void_redemption
+
+    late = Redemption.objects.filter(service_month=MONTH, void__isnull=True).first()
+    void_redemption(
+        redemption_id=late.pk, reason="服务未发生", user=city.staff[late.provider.code].user, now=SETTLED_AT
+    )
+    now = dt.datetime(2026, 11, 3, tzinfo=SHANGHAI)
+
+    # when the months are listed
+    november, october = selectors.months(user=finance, now=now)
+
+    # then October still shows what it settled (the late void is November's business)
+    assert (october.recorded, october.voided, october.paid) == (8, 1, 7)
+    assert Decimal(october.amount) == Decimal("488.20")
+    assert (november.recorded, november.state) == (0, "open")
 
 
 def test_one_months_row_is_the_row_the_months_list_shows(city):
