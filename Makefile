@@ -10,7 +10,7 @@ RUNTIME_STAMP := $(VENV)/.installed-runtime
 DEV_STAMP := $(VENV)/.installed-dev
 
 .DEFAULT_GOAL := help
-.PHONY: help venv dev run demo lint format test messages vendor worker beat bench bench-import bench-evaluate bench-issue bench-settle bench-http clean distclean
+.PHONY: help venv dev run demo lint format test messages vendor worker beat bench bench-import bench-evaluate bench-issue bench-settle bench-export bench-http clean distclean
 
 help:
 	@echo "make run       create .venv, migrate SQLite, load the demo, serve http://127.0.0.1:8000"
@@ -27,6 +27,7 @@ help:
 	@echo "make bench-evaluate  the eligibility benchmark, 2,000,000 seniors, about 5 min (needs a PostgreSQL DATABASE_URL)"
 	@echo "make bench-issue  the issuance and card-printing benchmark, 2,000,000 seniors, about 6 min (needs a PostgreSQL DATABASE_URL)"
 	@echo "make bench-settle the monthly settlement benchmark, 5,000,000 redemptions (needs a PostgreSQL DATABASE_URL)"
+	@echo "make bench-export the settlement workbook of 1,000,000 redemptions against bare openpyxl, about 15 min (PostgreSQL)"
 	@echo "make bench-http  scanning over HTTP on gunicorn against a bare WSGI app, about 5 min (PostgreSQL DATABASE_URL, Redis)"
 	@echo "make clean     remove caches and collected static files; distclean also .venv and db.sqlite3"
 
@@ -107,6 +108,9 @@ bench-issue: venv
 
 bench-settle: venv
 	$(PY) bench/settle.py --redemptions 5000000 --repeats 3
+
+bench-export: venv
+	$(PY) bench/export.py --redemptions 1000000 --repeats 3
 
 bench-http: venv
 	$(PY) bench/redeem_http.py
