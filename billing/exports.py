@@ -230,6 +230,24 @@ def _table_sheet(workbook, styles, title, columns, formats, *, header_text) -> _
     return sheet
 
 
+def _settled_name(statement) -> str:
+    """The provider's name as the statement was settled with it (frozen once approved)."""
+    return statement.provider_name or statement.provider.name
+
+
+def _item_name(line) -> str:
+    return line.service_item_name or line.service_item.name
+
+
+def _names_as_settled(statements) -> tuple[dict, dict]:
+    """Provider id → name and service item id → name, as the statements were settled with them."""
+    providers = {statement.provider_id: _settled_name(statement) for statement in statements}
+    items = {
+        line.service_item_id: _item_name(line) for statement in statements for line in statement.lines.all()
+    }
+    return providers, items
+
+
 def _person(user, job: str = "") -> str:
     if user is not None:
         return user.get_full_name() or user.get_username()
@@ -254,7 +272,7 @@ def _write_approval_summary(workbook, styles, statements, *, month, tiers) -> No
     landscape, fit to width, its title and header rows on every page, 30 providers a page."""
     from django.conf import settings
 
-    statements = sorted(statements, key=lambda statement: statement.provider.name)
+    statements = sorted(statements, key=_settled_name)
     sheet = _Sheet(
         workbook,
         styles,
@@ -279,7 +297,7 @@ def _write_approval_summary(workbook, styles, statements, *, month, tiers) -> No
         sheet.append(
             [
                 number,
-                statement.provider.name,
+                _settled_name(statement),
                 str(statement.get_state_display()),
                 statement.redemption_count,
                 statement.void_count,
@@ -372,18 +390,18 @@ def _write_summary(workbook, styles, statements, *, month, tiers) -> tuple[int, 
         provider = statement.provider
         lines = list(statement.lines.all())
         if not lines:
-            sheet.append([provider.code, provider.name, None, None, 0, None, *(Decimal("0.00"),) * 3])
+            sheet.append(
+                [provider.code, _settled_name(statement), None, None, 0, None, *(Decimal("0.00"),) * 3]
+            )
             rows += 1
         for line in lines:
             sheet.append(
                 [
                     provider.code,
-                    provider.name,
+                    _settled_name(statement),
                     tiers.get(line.tier_code, line.tier_code),
                     # An adjustment line (a correction of a closed month landing here) says so.
-                    line.service_item.name
-                    if line.kind == "service"
-                    else f"{ADJUSTMENT_LABEL}{line.service_item.name}",
+                    _item_name(line) if line.kind == "service" else f"{ADJUSTMENT_LABEL}{_item_name(line)}",
                     line.redemption_count,
                     line.quantity,
                     _amount(line.amount),
@@ -409,8 +427,8 @@ def _write_provider_sheets(workbook, styles, statements, *, month, tiers) -> Non
     taken = {APPROVAL_SHEET.casefold(), SUMMARY_SHEET.casefold(), DETAIL_SHEET.casefold()}
     money = {5: QUANTITY_FORMAT, 6: MONEY_FORMAT, 7: MONEY_FORMAT, 8: MONEY_FORMAT}
     adjustment_money = {4: MONEY_FORMAT, 5: MONEY_FORMAT, 6: MONEY_FORMAT}
-    for statement in sorted(statements, key=lambda statement: statement.provider.name):
-        name = statement.provider.name
+    for statement in sorted(statements, key=_settled_name):
+        name = _settled_name(statement)
         sheet = _table_sheet(
             workbook,
             styles,
@@ -424,7 +442,7 @@ def _write_provider_sheets(workbook, styles, statements, *, month, tiers) -> Non
                 [
                     "服务" if line.kind == "service" else "调整",
                     tiers.get(line.tier_code, line.tier_code),
-                    line.service_item.name,
+                    _item_name(line),
                     line.redemption_count,
                     line.void_count,
                     line.quantity,
@@ -471,7 +489,7 @@ def _voided(row) -> str:
     return VOIDED_IN_MONTH if row["voided_in_month"] else VOIDED_LATER if row["voided_later"] else ""
 
 
-def _write_detail(workbook, styles, *, month, provider_code, tiers, progress, total) -> int:
+def _write_detail(workbook, styles, statements, *, month, provider_code, tiers, progress, total) -> int:
     """明细: every redemption of the month, voided ones marked, in as many sheets as Excel's row
     limit needs. The hot loop of a city's export: typed cells written directly, one format
     object each, text checked for a formula's first character."""
@@ -481,6 +499,11 @@ def _write_detail(workbook, styles, *, month, provider_code, tiers, progress, to
     sheets = written = 0
     sheet = None
     row = MAX_ROWS_PER_SHEET
+    # Provider and item names as the statements were settled with them.
+    providers = {statement.provider_id: _settled_name(statement) for statement in statements}
+    items = {
+        line.service_item_id: _item_name(line) for statement in statements for line in statement.lines.all()
+    }
 
     def text(column, value):
         if value:
@@ -494,14 +517,14 @@ def _write_detail(workbook, styles, *, month, provider_code, tiers, progress, to
             row = 1
         sheet.write_number(row, 0, record["id"])
         text(1, record["provider__code"])
-        text(2, record["provider__name"])
+        text(2, providers.get(record["provider_id"]) or record["provider__name"])
         # Excel has no time zones: Shanghai wall-clock time.
         sheet.write_datetime(row, 3, record["served_at"].astimezone(SHANGHAI).replace(tzinfo=None), served)
         text(4, mask_name(record["voucher__senior__name"]))
         sheet.write_number(row, 5, record["voucher_id"])
         tier = record["tier_code"]
         text(6, tiers.get(tier, tier))
-        text(7, record["service_item__name"])
+        text(7, items.get(record["service_item_id"]) or record["service_item__name"])
         sheet.write_number(row, 8, record["quantity"], quantity)
         sheet.write_number(row, 9, record["unit_price"], money)
         sheet.write_number(row, 10, record["amount"], money)
@@ -567,6 +590,7 @@ def export_settlement(
         detail_rows = _write_detail(
             workbook,
             styles,
+            statements,
             month=month,
             provider_code=provider_code,
             tiers=tiers,
@@ -605,6 +629,9 @@ def export_detail_csv(*, month: dt.date, out: str | TextIO, provider_code: str |
     returns the number of redemptions. Refuses as `export_settlement` does."""
     check_exportable(month=month, provider_code=provider_code)
     tiers = selectors.tier_names()
+    providers, items = _names_as_settled(
+        selectors.statements_for_period(month=month, provider_code=provider_code)
+    )
     handle = open(out, "w", encoding="utf-8-sig", newline="") if isinstance(out, str) else out  # noqa: SIM115
     try:
         if not isinstance(out, str):
@@ -617,12 +644,12 @@ def export_detail_csv(*, month: dt.date, out: str | TextIO, provider_code: str |
                 [
                     row["id"],
                     _csv_text(row["provider__code"]),
-                    _csv_text(row["provider__name"]),
+                    _csv_text(providers.get(row["provider_id"]) or row["provider__name"]),
                     f"{row['served_at'].astimezone(SHANGHAI):%Y-%m-%d %H:%M}",
                     _csv_text(mask_name(row["voucher__senior__name"])),
                     row["voucher_id"],
                     _csv_text(tiers.get(row["tier_code"], row["tier_code"])),
-                    _csv_text(row["service_item__name"]),
+                    _csv_text(items.get(row["service_item_id"]) or row["service_item__name"]),
                     row["quantity"],
                     _amount(row["unit_price"]),
                     _amount(row["amount"]),

@@ -109,6 +109,9 @@ class Statement(models.Model):
 
     period = models.ForeignKey(SettlementPeriod, on_delete=models.PROTECT, related_name="statements")
     provider = models.ForeignKey("providers.Provider", on_delete=models.PROTECT, related_name="statements")
+    # The provider's name as it was when the statement was drafted: an approved statement (and its
+    # workbook) keeps it whatever the registry says later.
+    provider_name = models.CharField(_("provider name (as settled)"), max_length=100, blank=True, default="")
     state = models.CharField(_("state"), max_length=10, choices=State.choices, default=State.DRAFT)
     redemption_count = models.PositiveIntegerField(_("redemptions"))
     void_count = models.PositiveIntegerField(_("voided in the month"), default=0)
@@ -220,6 +223,9 @@ class StatementLine(models.Model):
     kind = models.CharField(_("kind"), max_length=10, choices=Kind.choices, default=Kind.SERVICE)
     tier_code = models.SlugField(_("tier"), max_length=30)
     service_item = models.ForeignKey("providers.ServiceItem", on_delete=models.PROTECT, related_name="+")
+    service_item_name = models.CharField(
+        _("service item (as settled)"), max_length=50, blank=True, default=""
+    )
     redemption_count = models.PositiveIntegerField(_("redemptions"))
     # Services of the month in this tier and item voided while the month was open (not paid).
     void_count = models.PositiveIntegerField(_("voided in the month"), default=0)

@@ -407,6 +407,7 @@ def tier_names() -> dict[str, str]:
 
 REDEMPTION_EXPORT_FIELDS = (
     "id",
+    "provider_id",
     "provider__code",
     "provider__name",
     "served_at",
@@ -414,6 +415,7 @@ REDEMPTION_EXPORT_FIELDS = (
     "voucher_id",
     "tier_code",
     "service_item__code",
+    "service_item_id",
     "service_item__name",
     "quantity",
     "unit_price",

@@ -29,8 +29,13 @@ PAID = "(v.id IS NULL OR late.id IS NOT NULL)"
 INSERT_LINE = """INSERT INTO billing_statementline (
         statement_id, kind, tier_code, service_item_id, redemption_count, void_count, quantity,
         amount, amount_currency, government_share, government_share_currency,
-        senior_share, senior_share_currency
+        senior_share, senior_share_currency, service_item_name
     )"""
+
+
+def item_name(column: str) -> str:
+    """SQL for a service item's name as it is now (a line keeps it: the name as settled)."""
+    return f"(SELECT i.name FROM providers_serviceitem i WHERE i.id = {column})"
 
 
 def money_sum(expression: str) -> str:
@@ -69,10 +74,11 @@ def missing_statements() -> str:
         period_id, provider_id, state, redemption_count, void_count, adjustment_count,
         total_amount, total_amount_currency, government_total, government_total_currency,
         senior_total, senior_total_currency, created_at, prepared_at, prepared_by_id, prepared_by_job,
-        review_note, payment_reference
+        review_note, payment_reference, provider_name
     )
     SELECT %(period)s, p.provider_id, 'draft', 0, 0, 0, 0, 'CNY', 0, 'CNY', 0, 'CNY',
-           %(now)s, %(now)s, %(by)s, %(job)s, '', ''
+           %(now)s, %(now)s, %(by)s, %(job)s, '', '',
+           (SELECT pp.name FROM providers_provider pp WHERE pp.id = p.provider_id)
     FROM (
         SELECT DISTINCT provider_id FROM vouchers_redemption WHERE service_month = %(month)s
         UNION SELECT provider_id FROM billing_adjustment WHERE month = %(month)s
@@ -91,7 +97,7 @@ def service_lines() -> str:
     return f"""
     {INSERT_LINE}
     SELECT s.id, 'service', g.tier_code, g.service_item_id, g.n, g.voided, g.quantity,
-           g.amount, 'CNY', g.government, 'CNY', g.senior, 'CNY'
+           g.amount, 'CNY', g.government, 'CNY', g.senior, 'CNY', {item_name("g.service_item_id")}
     FROM (
         SELECT r.provider_id, r.tier_code, r.service_item_id,
                SUM(CASE WHEN {PAID} THEN 1 ELSE 0 END) AS n,
@@ -113,7 +119,7 @@ def adjustment_lines() -> str:
     {INSERT_LINE}
     SELECT s.id, 'adjustment', a.tier_code, a.service_item_id, COUNT(*), 0, {money_sum("a.quantity")},
            {money_sum("a.amount")}, 'CNY', {money_sum("a.government_share")}, 'CNY',
-           {money_sum("a.senior_share")}, 'CNY'
+           {money_sum("a.senior_share")}, 'CNY', {item_name("a.service_item_id")}
     FROM billing_adjustment a
     JOIN billing_statement s ON s.period_id = %(period)s AND s.provider_id = a.provider_id
     WHERE a.month = %(month)s
@@ -137,6 +143,7 @@ def statement_figures() -> str:
         total_amount = {of_lines("amount", money=True)},
         government_total = {of_lines("government_share", money=True)},
         senior_total = {of_lines("senior_share", money=True)},
+        provider_name = (SELECT pp.name FROM providers_provider pp WHERE pp.id = billing_statement.provider_id),
         state = 'draft', prepared_at = %(now)s, prepared_by_id = %(by)s, prepared_by_job = %(job)s,
         reviewed_at = NULL, reviewed_by_id = NULL, review_note = ''
     WHERE period_id = %(period)s
@@ -226,7 +233,7 @@ def insert_service_lines() -> str:
     return f"""
     {INSERT_LINE}
     SELECT s.id, 'service', g.tier_code, g.service_item_id, g.n, g.voided, g.quantity,
-           g.amount, 'CNY', g.government, 'CNY', g.senior, 'CNY'
+           g.amount, 'CNY', g.government, 'CNY', g.senior, 'CNY', {item_name("g.service_item_id")}
     FROM unnest({arrays}) AS g({names})
     JOIN billing_statement s ON s.period_id = %(period)s AND s.provider_id = g.provider_id
     """

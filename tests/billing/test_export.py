@@ -394,3 +394,32 @@ def test_sheet_titles_are_what_excel_accepts():
     assert exports._sheet_title("康乐[家政]:A/B", taken) == "康乐_家政__A_B"
     assert exports._sheet_title("康乐[家政]:A/B", taken) == "康乐_家政__A_B(2)"
     assert len(exports._sheet_title("长" * 40, taken)) == 31
+
+
+def test_the_workbook_keeps_the_names_the_month_was_settled_with(settled_city, tmp_path, finance_user):
+    # given October's statement of provider A approved, then the provider and the item renamed
+    from django.db import IntegrityError, connection, transaction
+
+    statement = Statement.objects.get(period__month=MONTH, provider__code="prov-a")
+    review_statement(statement_id=statement.pk, by=finance_user)
+    approve_statement(statement_id=statement.pk, by=make_finance("sun"))
+    provider = statement.provider
+    provider.name = "改名后的家政公司"
+    provider.save()
+    settled_city.cleaning.name = "改名后的项目"
+    settled_city.cleaning.save()
+
+    # when the month is exported
+    out = tmp_path / "2026-10.xlsx"
+    export_settlement(month=MONTH, out=out, provider_code="prov-a")
+
+    # then every sheet shows the names as settled
+    workbook = open_workbook(out)
+    assert "康乐家政A" in workbook.sheetnames and "改名后的家政公司" not in workbook.sheetnames
+    text = {str(cell) for sheet in workbook.worksheets for row in rows_of(sheet) for cell in row}
+    assert "康乐家政A" in text and "助洁" in text
+    assert not {"改名后的家政公司", "改名后的项目"} & text
+    # and on PostgreSQL the approved statement's name cannot be changed either
+    if connection.vendor == "postgresql":
+        with pytest.raises(IntegrityError), transaction.atomic():
+            Statement.objects.filter(pk=statement.pk).update(provider_name="别的名字")

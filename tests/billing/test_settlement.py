@@ -340,9 +340,9 @@ def test_a_statement_that_does_not_add_up_fails_its_check_and_cannot_be_approved
         INSERT INTO billing_statementline (
             statement_id, kind, tier_code, service_item_id, redemption_count, void_count, quantity,
             amount, amount_currency, government_share, government_share_currency,
-            senior_share, senior_share_currency)
+            senior_share, senior_share_currency, service_item_name)
         SELECT statement_id, 'adjustment', tier_code, service_item_id, redemption_count, 0, quantity,
-            amount, 'CNY', government_share, 'CNY', senior_share, 'CNY'
+            amount, 'CNY', government_share, 'CNY', senior_share, 'CNY', service_item_name
         FROM billing_statementline WHERE kind = 'service'
         AND statement_id IN (SELECT id FROM billing_statement WHERE period_id = %(period)s)
         """,
