@@ -17,6 +17,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 from openpyxl import load_workbook
 
+from billing.models import SettlementExport
 from billing.services import settle
 from config.months import month_of, previous_month
 from eligibility.models import EvaluationRun, ImportJob, RegionScope
@@ -98,9 +99,13 @@ def city(db):
     run = EvaluationRun.objects.create(as_of=dt.date.today(), started_by=users["bureau"])
     policies = {"published": policy, "draft": draft, "run": run}
     # The finance pages walk a statement: last month settled by the schedule's job.
-    statement = settle(month=previous_month(month_of(timezone.now())), job="test:scope-walk").statements[0]
+    settled = settle(month=previous_month(month_of(timezone.now())), job="test:scope-walk")
+    statement = settled.statements[0]
+    # and a workbook of that month, asked for by finance
+    export = SettlementExport.objects.create(month=settled.month, requested_by=users["finance"], rows_total=0)
     return {
         "statement": statement,
+        "export": export,
         "seniors": seniors,
         "users": users,
         "jobs": jobs,
@@ -137,6 +142,7 @@ def url_for(route: str, params: list[str], city, whose: str) -> str:
         "device_id": city["device"].pk,
         # A statement is a provider's month, the finance pages' (not a region's).
         "statement_id": city["statement"].pk,
+        "export_id": city["export"].pk,
     }
     unknown = set(params) - set(values)
     assert not unknown, f"the scope walk does not know what {unknown} of {route} stand for: teach it"
