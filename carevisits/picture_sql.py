@@ -16,9 +16,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from django.db import connection
-
-from config.months import month_bounds, next_month
+from config.months import next_month
 
 
 @dataclass(frozen=True)
@@ -81,10 +79,8 @@ def _values(rules: MonthRules) -> tuple[str, str, list]:
 
 def senior_rows_sql(rules: MonthRules, *, scope_path: str, extra_where: str = "", extra_params=()):
     """(sql, params) of the CTEs ending in `per_senior`: one row per classed senior of the subtree
-    `scope_path` ("" for the city) who was registered and still there during the month."""
+    `scope_path` ("" for the city) still there during the month (active, or left after it began)."""
     month = rules.month
-    # The end of the month as the database compares a datetime column (UTC text on SQLite).
-    end = connection.ops.adapt_datetimefield_value(month_bounds(month)[1])
     class_values, temporary_values, params = _values(rules)
     sql = f"""
 WITH req (care_class, visits, c_home, c_phone, c_video, c_remote, home_since) AS (VALUES {class_values}),
@@ -99,7 +95,6 @@ classed AS (
     WHERE d.is_current = %s AND d.care_visit_class IN ('A', 'B', 'C')
       AND c.path LIKE %s
       AND (s.status = 'active' OR s.status_date >= %s)
-      AND s.created_at < %s
       {extra_where}
 ),
 done AS (
@@ -150,7 +145,7 @@ per_senior AS (
         CASE WHEN m.counted < m.required THEN m.counted ELSE m.required END AS done_capped
     FROM measured m
 )"""  # noqa: S608 - fixed fragments; every value is a parameter
-    params += [True, scope_path + "%", month, end, *extra_params]
+    params += [True, scope_path + "%", month, *extra_params]
     params += [month] * 5 + [rules.window_start, next_month(month)]
     params += [True, next_month(month)]
     return sql, params

@@ -196,7 +196,9 @@ class Picture:
     rules: picture_sql.MonthRules = field(repr=False)
 
 
-def monthly_picture(*, user, month: dt.date, region: Region | None = None) -> Picture:
+def monthly_picture(
+    *, user, month: dt.date, region: Region | None = None, level: str | None = None
+) -> Picture:
     """The month's figures per part of `region` (districts of the city, subdistricts of a
     district, communities of a subdistrict; a community's own row), within the user's scope, in
     one SQL statement (after the few requirement rows). `region` must be visible to the user
@@ -204,11 +206,10 @@ def monthly_picture(*, user, month: dt.date, region: Region | None = None) -> Pi
     month = first_day(month)
     rules = month_requirements(month)
     scope = scope_path(user)
-    level = LEVEL_BELOW[region.level if region else None]
     if region is None and scope:
         # Someone who does not see the city starts at their own region.
         region = registry.scope_region(user)
-        level = LEVEL_BELOW[region.level]
+    level = level or LEVEL_BELOW[region.level if region else None]
     rows: list[PictureRow] = []
     if scope is not None:
         path = region.path if region else scope
@@ -235,6 +236,20 @@ def monthly_picture(*, user, month: dt.date, region: Region | None = None) -> Pi
         for name in PictureRow.FIGURES:
             setattr(total, name, getattr(total, name) + getattr(row, name))
     return Picture(month=month, region=region, level=level, rows=rows, total=total, rules=rules)
+
+
+def statistics_picture(
+    *, user, month: dt.date, region: Region | None = None
+) -> tuple[Picture, dict[int, str]]:
+    """The statistics table's figures: one row per community of the region (the user's scope),
+    and each community's subdistrict name."""
+    picture = monthly_picture(user=user, month=month, region=region, level="community")
+    parents = dict(
+        Region.objects.filter(pk__in=[row.region_id for row in picture.rows]).values_list(
+            "pk", "parent__name"
+        )
+    )
+    return picture, parents
 
 
 # --- Who is due: "my visits" and a community's list ---------------------------------------------
