@@ -202,13 +202,21 @@ def monthly_picture(
     """The month's figures per part of `region` (districts of the city, subdistricts of a
     district, communities of a subdistrict; a community's own row), within the user's scope, in
     one SQL statement (after the few requirement rows). `region` must be visible to the user
-    (the caller looks it up through `regions_for_picture`)."""
-    month = first_day(month)
-    rules = month_requirements(month)
+    (the caller looks it up through `regions_for_picture`); without it, the user's own region."""
     scope = scope_path(user)
     if region is None and scope:
-        # Someone who does not see the city starts at their own region.
-        region = registry.scope_region(user)
+        region = registry.scope_region(user)  # someone who does not see the city starts at their region
+    return _picture(scope=scope, month=month, region=region, level=level)
+
+
+def city_picture(*, month: dt.date, region: Region | None = None, level: str | None = None) -> Picture:
+    """The same figures for the whole city or any region, for commands and jobs (no user)."""
+    return _picture(scope="", month=month, region=region, level=level)
+
+
+def _picture(*, scope: str | None, month: dt.date, region: Region | None, level: str | None) -> Picture:
+    month = first_day(month)
+    rules = month_requirements(month)
     level = level or LEVEL_BELOW[region.level if region else None]
     rows: list[PictureRow] = []
     if scope is not None:
@@ -239,11 +247,14 @@ def monthly_picture(
 
 
 def statistics_picture(
-    *, user, month: dt.date, region: Region | None = None
+    *, user=None, month: dt.date, region: Region | None = None
 ) -> tuple[Picture, dict[int, str]]:
-    """The statistics table's figures: one row per community of the region (the user's scope),
-    and each community's subdistrict name."""
-    picture = monthly_picture(user=user, month=month, region=region, level="community")
+    """The statistics table's figures: one row per community of the region (the user's scope; the
+    city for no user: commands), and each community's subdistrict name."""
+    if user is None:
+        picture = city_picture(month=month, region=region, level="community")
+    else:
+        picture = monthly_picture(user=user, month=month, region=region, level="community")
     parents = dict(
         Region.objects.filter(pk__in=[row.region_id for row in picture.rows]).values_list(
             "pk", "parent__name"
