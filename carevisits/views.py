@@ -142,8 +142,8 @@ def senior_page(request, senior_id: int):
     return render(request, "carevisits/senior.html", context)
 
 
-@require_http_methods(["GET", "POST"])
 @requires("carevisits.view_visitrecord")
+@require_http_methods(["GET", "POST"])
 def record_visit(request, senior_id: int):
     senior = _senior(request, senior_id)
     if not selectors.can_record(request.user, senior):
@@ -177,8 +177,8 @@ def _safe_next(url) -> bool:
     return bool(url) and url.startswith("/visits/") and "//" not in url
 
 
-@require_http_methods(["GET", "POST"])
 @requires("carevisits.view_visitrecord")
+@require_http_methods(["GET", "POST"])
 def pair(request, senior_id: int):
     senior = _senior(request, senior_id)
     if not (selectors.can_record(request.user, senior) and request.user.has_perm("carevisits.add_pairing")):
@@ -200,14 +200,16 @@ def pair(request, senior_id: int):
     return render(request, "carevisits/pair.html", context, status=400 if request.method == "POST" else 200)
 
 
+@requires("carevisits.view_visitrecord")
 @require_POST
-@requires("carevisits.change_visitrecord", READ_ONLY)
 def close_urgent(request, record_id: int):
     try:
         record = services.close_urgent_finding(record=record_id, by=request.user)
     except CareVisitError as error:
-        if error.code == "not_found":
+        if error.code == "not_found":  # outside the user's scope: not even confirmed to exist
             raise Http404 from error
+        if error.code == "not_permitted":
+            return pages.forbidden(request, error.detail)
         messages.error(request, error.detail)
         record = get_object_or_404(selectors.visits_visible_to(request.user), pk=record_id)
     else:
@@ -218,8 +220,8 @@ def close_urgent(request, record_id: int):
 # --- Requirements -------------------------------------------------------------------------------
 
 
-@require_http_methods(["GET", "POST"])
 @requires("carevisits.view_visitrequirement")
+@require_http_methods(["GET", "POST"])
 def requirements(request):
     may_add = request.user.has_perm("carevisits.add_visitrequirement") and selectors.registry.sees_whole_city(
         request.user
