@@ -8,7 +8,7 @@ scope is `not_found`, exactly as on the pages.
 
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -79,27 +79,28 @@ class DueSerializer(serializers.Serializer):
     last_home_visit = serializers.DateField(source="last_home", allow_null=True)
 
 
+class VisitListQuerySerializer(serializers.Serializer):
+    senior = serializers.IntegerField(min_value=1, required=False, help_text="Only this senior's visits")
+    month = serializers.RegexField(
+        r"^(19|20)[0-9]{2}-(0[1-9]|1[0-2])$", required=False, help_text="YYYY-MM: only visits of this month"
+    )
+
+
 class CareVisitsView(APIView):
     @extend_schema(
-        parameters=[
-            OpenApiParameter("senior", int, description="Only this senior's visits"),
-            OpenApiParameter("month", str, description="YYYY-MM: only visits of this month"),
-        ],
+        parameters=[VisitListQuerySerializer],
         responses={200: VisitSerializer(many=True), **ERRORS},
         summary="Care visits the caller may see, newest first (at most 200)",
     )
     def get(self, request):
+        # A plain dict: a QueryDict would let "?month=" pass as "not given".
+        query = VisitListQuerySerializer(data=request.query_params.dict())
+        query.is_valid(raise_exception=True)
         records = selectors.visits_visible_to(request.user).select_related("recorded_by")
-        if request.query_params.get("senior"):
-            try:
-                records = records.filter(senior_id=int(request.query_params["senior"]))
-            except ValueError as error:
-                raise CareVisitError("invalid_input", _("senior: give the senior's id, a number.")) from error
-        if request.query_params.get("month"):
-            try:
-                month = parse_month(request.query_params["month"])
-            except ValueError as error:
-                raise CareVisitError("invalid_input", _("month: give a month as YYYY-MM.")) from error
+        if "senior" in query.validated_data:
+            records = records.filter(senior_id=query.validated_data["senior"])
+        if "month" in query.validated_data:
+            month = parse_month(query.validated_data["month"])
             records = records.filter(visited_on__year=month.year, visited_on__month=month.month)
         records = records.order_by("-visited_at", "-id")[:LIST_LIMIT]
         return Response(VisitSerializer(records, many=True).data)

@@ -312,7 +312,14 @@ class VisitRecord(models.Model):
         ]
         indexes = [
             models.Index(fields=["senior", "visited_on"], name="visit_record_senior_day"),
-            models.Index(fields=["visited_on"], name="visit_record_day"),
+            # The month's figures read the month's rows from the index alone (PostgreSQL).
+            models.Index(fields=["visited_on", "senior_id", "mode", "outcome"], name="visit_record_day"),
+            # The last home visit of a B or C senior within their interval.
+            models.Index(
+                fields=["senior", "visited_on"],
+                condition=Q(mode="home", outcome="visited"),
+                name="visit_record_home",
+            ),
             models.Index(
                 fields=["senior"],
                 condition=Q(urgent=True, urgent_closed_at__isnull=True),

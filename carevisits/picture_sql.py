@@ -99,16 +99,25 @@ classed AS (
 ),
 done AS (
     SELECT v.senior_id,
-        SUM(CASE WHEN v.outcome = 'visited' AND v.visited_on >= %s AND v.mode = 'home' THEN 1 ELSE 0 END) AS home,
-        SUM(CASE WHEN v.outcome = 'visited' AND v.visited_on >= %s AND v.mode = 'phone' THEN 1 ELSE 0 END) AS phone,
-        SUM(CASE WHEN v.outcome = 'visited' AND v.visited_on >= %s AND v.mode = 'video' THEN 1 ELSE 0 END) AS video,
-        SUM(CASE WHEN v.outcome = 'visited' AND v.visited_on >= %s AND v.mode = 'remote' THEN 1 ELSE 0 END) AS remote,
-        SUM(CASE WHEN v.outcome = 'declined' AND v.visited_on >= %s THEN 1 ELSE 0 END) AS declined,
+        SUM(CASE WHEN v.outcome = 'visited' AND v.mode = 'home' THEN 1 ELSE 0 END) AS home,
+        SUM(CASE WHEN v.outcome = 'visited' AND v.mode = 'phone' THEN 1 ELSE 0 END) AS phone,
+        SUM(CASE WHEN v.outcome = 'visited' AND v.mode = 'video' THEN 1 ELSE 0 END) AS video,
+        SUM(CASE WHEN v.outcome = 'visited' AND v.mode = 'remote' THEN 1 ELSE 0 END) AS remote,
+        SUM(CASE WHEN v.outcome = 'declined' THEN 1 ELSE 0 END) AS declined,
         MAX(CASE WHEN v.outcome = 'visited' AND v.mode = 'home' THEN v.visited_on END) AS last_home,
         MAX(CASE WHEN v.outcome = 'visited' THEN v.visited_on END) AS last_visit
     FROM carevisits_visitrecord v
     WHERE v.visited_on >= %s AND v.visited_on < %s
       AND v.senior_id IN (SELECT senior_id FROM classed)
+    GROUP BY v.senior_id
+),
+home_before AS (
+    -- Only classes whose interval reaches back before this month (B, C), only their home visits.
+    SELECT v.senior_id, MAX(v.visited_on) AS last_home
+    FROM classed cl
+    JOIN req r ON r.care_class = cl.care_class AND r.home_since < %s
+    JOIN carevisits_visitrecord v ON v.senior_id = cl.senior_id
+    WHERE v.mode = 'home' AND v.outcome = 'visited' AND v.visited_on >= r.home_since AND v.visited_on < %s
     GROUP BY v.senior_id
 ),
 urgent AS (
@@ -130,12 +139,14 @@ measured AS (
         COALESCE(dn.home * r.c_home + dn.phone * r.c_phone + dn.video * r.c_video + dn.remote * r.c_remote, 0)
             AS counted,
         COALESCE(dn.declined, 0) AS declined_records,
-        CASE WHEN r.care_class IS NULL OR dn.last_home >= r.home_since THEN 0 ELSE 1 END AS home_overdue,
-        dn.last_home, dn.last_visit,
+        CASE WHEN r.care_class IS NULL OR COALESCE(dn.last_home, hb.last_home) >= r.home_since THEN 0 ELSE 1 END
+            AS home_overdue,
+        COALESCE(dn.last_home, hb.last_home) AS last_home, dn.last_visit,
         COALESCE(u.open_urgent, 0) AS open_urgent
     FROM classed cl
     LEFT JOIN req r ON r.care_class = cl.care_class
     LEFT JOIN done dn ON dn.senior_id = cl.senior_id
+    LEFT JOIN home_before hb ON hb.senior_id = cl.senior_id
     LEFT JOIN urgent u ON u.senior_id = cl.senior_id
     LEFT JOIN raised ra ON ra.senior_id = cl.senior_id
 ),
@@ -146,7 +157,7 @@ per_senior AS (
     FROM measured m
 )"""  # noqa: S608 - fixed fragments; every value is a parameter
     params += [True, scope_path + "%", month, *extra_params]
-    params += [month] * 5 + [rules.window_start, next_month(month)]
+    params += [month, next_month(month), month, month]
     params += [True, next_month(month)]
     return sql, params
 
@@ -203,10 +214,18 @@ def due_list_sql(rules: MonthRules, *, scope_path: str, visitor_id: int | None, 
         )
         extra_params = [visitor_id]
     head, params = senior_rows_sql(rules, scope_path=scope_path, extra_where=extra, extra_params=extra_params)
+    month = rules.month
     sql = f"""{head}
 SELECT p.senior_id, p.care_class, p.required, p.counted, p.declined, p.home_overdue, p.last_home,
-       p.last_visit, p.open_urgent, {DUE_ORDER} AS urgency, COUNT(*) OVER () AS total
-FROM per_senior p
-ORDER BY urgency, p.last_visit IS NOT NULL, p.last_visit, p.senior_id
+       p.last_any, p.open_urgent, p.urgency, COUNT(*) OVER () AS total
+FROM (
+    SELECT p.*, {DUE_ORDER} AS urgency,
+        COALESCE(p.last_visit, (SELECT MAX(v.visited_on) FROM carevisits_visitrecord v
+            WHERE v.senior_id = p.senior_id AND v.outcome = 'visited' AND v.visited_on >= %s
+              AND v.visited_on < %s)) AS last_any
+    FROM per_senior p
+) p
+ORDER BY p.urgency, p.last_any IS NOT NULL, p.last_any, p.senior_id
 LIMIT %s OFFSET %s"""  # noqa: S608 - fixed fragments
-    return sql, [*params, limit, offset]
+    year_before = month.replace(year=month.year - 1)
+    return sql, [*params, year_before, month, limit, offset]

@@ -258,6 +258,15 @@ def close_urgent_finding(*, record: VisitRecord | int, by, now: dt.datetime | No
     return record
 
 
+@transaction.atomic
+def ensure_default_requirements() -> int:
+    """The standing rule of each class (DESIGN.md §4.4) where a class has none; migrate loads
+    them, this puts them back (the demo, a flushed test database). Returns how many were made."""
+    from carevisits.default_requirements import load
+
+    return load(VisitRequirement)
+
+
 def _require_bureau(by) -> None:
     if not (by.has_perm("carevisits.add_visitrequirement") and selectors.registry.sees_whole_city(by)):
         raise CareVisitError(

@@ -38,6 +38,7 @@ def _at(rng, day: dt.date) -> dt.datetime:
 
 def ensure_care_visits(*, seniors: list[Senior], users: dict, now: dt.datetime) -> dict[str, int]:
     worker, bureau = users["worker"], users["bureau"]
+    services.ensure_default_requirements()
     classed = _classed(seniors)
     volunteers = {}
     for senior, _care_class in classed:

@@ -2,17 +2,7 @@
 database's refusal of two standing rules of a class in force on the same day (PostgreSQL), and
 the roles again with this app's permissions."""
 
-import datetime as dt
-
 from django.db import migrations
-
-# class, visits a month, modes that count, longest interval between home visits (months)
-DEFAULTS = [
-    ("A", 1, ("home",), 1, "A类：每月至少入户探访1次"),
-    ("B", 1, ("home", "phone", "video", "remote"), 6, "B类：每月至少探访1次，每半年至少入户1次"),
-    ("C", 1, ("home", "phone", "video", "remote"), 12, "C类：每月至少探访1次，每年至少入户1次"),
-]
-SINCE = dt.date(2020, 1, 1)
 
 POSTGRES = "\n".join(
     f"ALTER TABLE carevisits_visitrequirement ADD CONSTRAINT visit_requirement_one_standing_{c.lower()}_per_day "
@@ -27,18 +17,9 @@ POSTGRES_UNDO = "\n".join(
 
 
 def load_defaults(apps, schema_editor):
-    VisitRequirement = apps.get_model("carevisits", "VisitRequirement")
-    for care_class, visits, modes, interval, label in DEFAULTS:
-        if VisitRequirement.objects.filter(care_visit_class=care_class, temporary=False).exists():
-            continue
-        VisitRequirement.objects.create(
-            care_visit_class=care_class,
-            label=label,
-            visits_per_month=visits,
-            home_interval_months=interval,
-            effective_from=SINCE,
-            **{f"counts_{mode}": mode in modes for mode in ("home", "phone", "video", "remote")},
-        )
+    from carevisits.default_requirements import load
+
+    load(apps.get_model("carevisits", "VisitRequirement"))
 
 
 def constraints(apps, schema_editor):

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from carevisits.services import ensure_default_requirements
 from config.months import SHANGHAI
 from config.roles import BUREAU, OFFICER, WORKER, setup_roles
 from eligibility.models import Region, Senior
@@ -67,6 +68,7 @@ def now(monkeypatch) -> dt.datetime:
 def build_world() -> World:
     setup_roles()  # a transactional test before may have flushed the migration's groups
     ensure_default_policy()
+    ensure_default_requirements()  # as setup_roles: the migration's rows may have been flushed
     district = RegionFactory(code="330106", name="西湖区", level=Region.Level.DISTRICT)
     subdistrict = RegionFactory(
         code="330106001", name="北山街道", level=Region.Level.SUBDISTRICT, parent=district
