@@ -77,17 +77,34 @@ def _values(rules: MonthRules) -> tuple[str, str, list]:
     return ", ".join(rows), ", ".join(temporary), params
 
 
+RAISED = """SELECT cl.senior_id, MAX(t.visits) AS visits
+    FROM classed cl JOIN tmp t ON t.care_class = cl.care_class AND cl.path LIKE t.path_prefix
+    GROUP BY cl.senior_id"""
+IN_SCOPE = """AND v.senior_id IN (SELECT s2.id FROM eligibility_senior s2
+        JOIN eligibility_region c2 ON c2.id = s2.community_id WHERE c2.path LIKE %s)"""
+
+
 def senior_rows_sql(rules: MonthRules, *, scope_path: str, extra_where: str = "", extra_params=()):
     """(sql, params) of the CTEs ending in `per_senior`: one row per classed senior of the subtree
     `scope_path` ("" for the city) still there during the month (active, or left after it began)."""
     month = rules.month
     class_values, temporary_values, params = _values(rules)
+    # Only with temporary rules does a senior's region matter beyond the scope (a rare month).
+    path_column, raised = ", c.path AS path", RAISED
+    if not rules.temporary:
+        path_column, raised = "", "SELECT 0 AS senior_id, 0 AS visits WHERE 1 = 0"
+    # The month's visits and open urgent findings of the scope's seniors: for the city all of
+    # them (an index range), for a region those of its seniors (found by community).
+    in_scope, scope_params = "", []
+    if scope_path:
+        in_scope = IN_SCOPE
+        scope_params = [scope_path + "%"]
     sql = f"""
 WITH req (care_class, visits, c_home, c_phone, c_video, c_remote, home_since) AS (VALUES {class_values}),
 tmp (care_class, path_prefix, visits) AS (VALUES {temporary_values}),
 classed AS (
     SELECT s.id AS senior_id, d.care_visit_class AS care_class, c.id AS community_id,
-           c.parent_id AS subdistrict_id, sd.parent_id AS district_id, c.path AS path
+           c.parent_id AS subdistrict_id, sd.parent_id AS district_id{path_column}
     FROM eligibility_determination d
     JOIN eligibility_senior s ON s.id = d.senior_id
     JOIN eligibility_region c ON c.id = s.community_id
@@ -107,8 +124,7 @@ done AS (
         MAX(CASE WHEN v.outcome = 'visited' AND v.mode = 'home' THEN v.visited_on END) AS last_home,
         MAX(CASE WHEN v.outcome = 'visited' THEN v.visited_on END) AS last_visit
     FROM carevisits_visitrecord v
-    WHERE v.visited_on >= %s AND v.visited_on < %s
-      AND v.senior_id IN (SELECT senior_id FROM classed)
+    WHERE v.visited_on >= %s AND v.visited_on < %s {in_scope}
     GROUP BY v.senior_id
 ),
 home_before AS (
@@ -123,15 +139,10 @@ home_before AS (
 urgent AS (
     SELECT v.senior_id, COUNT(*) AS open_urgent
     FROM carevisits_visitrecord v
-    WHERE v.urgent = %s AND v.urgent_closed_at IS NULL AND v.visited_on < %s
-      AND v.senior_id IN (SELECT senior_id FROM classed)
+    WHERE v.urgent = %s AND v.urgent_closed_at IS NULL AND v.visited_on < %s {in_scope}
     GROUP BY v.senior_id
 ),
-raised AS (
-    SELECT cl.senior_id, MAX(t.visits) AS visits
-    FROM classed cl JOIN tmp t ON t.care_class = cl.care_class AND cl.path LIKE t.path_prefix
-    GROUP BY cl.senior_id
-),
+raised AS ({raised}),
 measured AS (
     SELECT cl.senior_id, cl.care_class, cl.community_id, cl.subdistrict_id, cl.district_id,
         CASE WHEN COALESCE(ra.visits, 0) > COALESCE(r.visits, 0) THEN ra.visits ELSE COALESCE(r.visits, 0) END
@@ -157,8 +168,8 @@ per_senior AS (
     FROM measured m
 )"""  # noqa: S608 - fixed fragments; every value is a parameter
     params += [True, scope_path + "%", month, *extra_params]
-    params += [month, next_month(month), month, month]
-    params += [True, next_month(month)]
+    params += [month, next_month(month), *scope_params, month, month]
+    params += [True, next_month(month), *scope_params]
     return sql, params
 
 
