@@ -10,7 +10,7 @@ RUNTIME_STAMP := $(VENV)/.installed-runtime
 DEV_STAMP := $(VENV)/.installed-dev
 
 .DEFAULT_GOAL := help
-.PHONY: help venv dev run demo lint format test messages vendor worker beat bench bench-import bench-evaluate bench-issue bench-settle bench-export bench-http clean distclean
+.PHONY: help venv dev run demo lint format test messages vendor worker beat bench bench-import bench-evaluate bench-issue bench-settle bench-export bench-http bench-carevisits clean distclean
 
 help:
 	@echo "make run       create .venv, migrate SQLite, load the demo, serve http://127.0.0.1:8000"
@@ -29,6 +29,7 @@ help:
 	@echo "make bench-settle the monthly settlement benchmark, 5,000,000 redemptions (needs a PostgreSQL DATABASE_URL)"
 	@echo "make bench-export the settlement workbook of 1,000,000 redemptions against bare openpyxl, about 15 min (PostgreSQL)"
 	@echo "make bench-http  scanning over HTTP on gunicorn against a bare WSGI app, about 5 min (PostgreSQL DATABASE_URL, Redis)"
+	@echo "make bench-carevisits the care-visit picture and statistics table, 2,000,000 seniors, 300,000 classed (needs a PostgreSQL DATABASE_URL)"
 	@echo "make clean     remove caches and collected static files; distclean also .venv and db.sqlite3"
 
 $(PY):
@@ -114,6 +115,9 @@ bench-export: venv
 
 bench-http: venv
 	$(PY) bench/redeem_http.py
+
+bench-carevisits: venv
+	$(PY) bench/carevisits.py --seniors 2000000 --classed 300000 --repeats 3
 
 clean:
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -exec rm -rf {} +

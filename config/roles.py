@@ -55,11 +55,32 @@ _REGISTRY_WRITE = [
     "vouchers.reissue_voucher",
 ]
 
+# Care visits (carevisits): workers pair seniors with their contact person and record visits in
+# their community; officers read their subtree; the bureau also sets the visit requirements.
+_CARE_READ = [
+    "carevisits.view_visitrequirement",
+    "carevisits.view_volunteer",
+    "carevisits.view_pairing",
+    "carevisits.view_visitrecord",
+]
+_CARE_WRITE = [
+    "carevisits.add_volunteer",
+    "carevisits.add_pairing",
+    "carevisits.change_pairing",
+    "carevisits.add_visitrecord",
+    # Closing an urgent finding once it has been dealt with.
+    "carevisits.change_visitrecord",
+]
+
 # "app_label.codename" for each role. What a user may *see* is decided further by their scope.
 ROLE_PERMISSIONS: dict[str, list[str]] = {
     BUREAU: [
         *_REGISTRY_READ,
         *_REGISTRY_WRITE,
+        *_CARE_READ,
+        *_CARE_WRITE,
+        "carevisits.add_visitrequirement",
+        "carevisits.change_visitrequirement",
         "eligibility.add_region",
         "eligibility.change_region",
         "eligibility.add_policy",
@@ -104,8 +125,8 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         # Seniors' "this service did not happen" (read here; checked on the oversight page later).
         "vouchers.view_dispute",
     ],
-    OFFICER: [*_REGISTRY_READ],
-    WORKER: [*_REGISTRY_READ, *_REGISTRY_WRITE],
+    OFFICER: [*_REGISTRY_READ, *_CARE_READ],
+    WORKER: [*_REGISTRY_READ, *_REGISTRY_WRITE, *_CARE_READ, *_CARE_WRITE],
     PROVIDER: [
         "providers.view_provider",
         "providers.view_contract",

@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "providers",
     "vouchers",
     "billing",
+    "carevisits",
     "demo",
 ]
 

@@ -14,12 +14,14 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
+    path("api/v1/care-visits/", include("carevisits.api_urls")),
     path("api/v1/", include("vouchers.api_urls")),
     re_path(r"^api/", json_not_found),  # unknown API paths answer JSON, in DEBUG too
     path("registry/", include("eligibility.urls")),
     path("policies/", include("eligibility.policy_urls")),
     path("accounts/", include("providers.urls")),
     path("providers/", include("providers.provider_urls")),
+    path("visits/", include("carevisits.urls")),
     path("", include("vouchers.urls")),
     path("", include("billing.urls")),
 ]

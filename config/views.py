@@ -91,6 +91,11 @@ def _links_by_role() -> dict[str, list[Link]]:
         _url("policy-list"),
         _("The policy in force, drafts and what they would change, and evaluating the registry."),
     )
+    care_visits = Link(
+        _("Care visits"),
+        _url("carevisits-picture"),
+        _("Special-difficulty seniors: my visits, the month's visit rate, the three forms."),
+    )
     api_docs = Link(_("API documentation"), _url("api-docs"), _("For the scanner and other systems."))
     settlement = Link(
         _("Monthly settlement"), _url("billing-periods"), _("Settled months, statements and Excel exports.")
@@ -113,9 +118,9 @@ def _links_by_role() -> dict[str, list[Link]]:
         _("At the senior's door: scan the card, record the service, check in and out. Works offline."),
     )
     return {
-        BUREAU: [seniors, policies, providers, accounts, api_docs, settlement],
-        OFFICER: [seniors],
-        WORKER: [seniors],
+        BUREAU: [seniors, policies, providers, accounts, api_docs, settlement, care_visits],
+        OFFICER: [seniors, care_visits],
+        WORKER: [seniors, care_visits],
         PROVIDER: [provider_page, *team, scanner, settlement, api_docs],
         STAFF: [scanner, api_docs],
         FINANCE: [settlement, providers],

@@ -28,6 +28,7 @@ from billing.models import SettlementPeriod
 from config import roles
 from config.months import format_month, local_date, month_bounds, month_of, previous_month
 from config.roles import setup_roles
+from demo.carevisits import ensure_care_visits
 from eligibility.models import Region, Senior
 from eligibility.selectors import scope_region
 from eligibility.services import (
@@ -821,6 +822,9 @@ def build_demo_city(*, now: dt.datetime | None = None) -> DemoCity:
     )
     record_redemptions(plans=plans, void_every=50, until=now)
 
+    # Care visits of the classed seniors (pairings, last month's visits, this month's so far).
+    care = ensure_care_visits(seniors=seniors, users=users, now=now)
+
     kangle = setups[0].provider
     logins = [
         DemoLogin(plan.username, plan.role, kangle if plan.role in {roles.PROVIDER, roles.STAFF} else None)
@@ -846,6 +850,7 @@ def build_demo_city(*, now: dt.datetime | None = None) -> DemoCity:
         "redemptions_last_month": Redemption.objects.filter(service_month=last_month).count(),
         "redemptions_this_month": Redemption.objects.filter(service_month=this_month).count(),
         "voids": RedemptionVoid.objects.filter(redemption__service_month__gte=last_month).count(),
+        "care_classed": care["classed"],
     }
     return DemoCity(
         this_month=this_month,

@@ -19,6 +19,7 @@ from openpyxl import load_workbook
 
 from billing.models import SettlementExport
 from billing.services import settle
+from carevisits.services import record_visit
 from config.months import month_of, previous_month
 from eligibility.models import EvaluationRun, ImportJob, RegionScope
 from eligibility.services import copy_policy, ensure_default_policy, evaluate_eligibility, register_senior
@@ -74,6 +75,7 @@ def city(db):
             name=names[key],
             community=region,
             three_no=True,
+            special_difficulty=True,  # care-visit class C: the care-visit pages walk them too
             phone=f"1380571000{i}",
         )
         for i, (key, region) in enumerate((("mine", mine), ("sibling", sibling), ("other", other)))
@@ -103,7 +105,16 @@ def city(db):
     statement = settled.statements[0]
     # and a workbook of that month, asked for by finance
     export = SettlementExport.objects.create(month=settled.month, requested_by=users["finance"], rows_total=0)
+    # The care-visit pages walk an urgent finding of each senior (its "close" action).
+    records = {
+        key: record_visit(
+            senior=senior, by=users["bureau"], mode="home", urgent=True, referral="medical",
+            visited_at=timezone.now() - dt.timedelta(hours=1),
+        )
+        for key, senior in seniors.items()
+    }  # fmt: skip
     return {
+        "records": records,
         "statement": statement,
         "export": export,
         "seniors": seniors,
@@ -143,6 +154,8 @@ def url_for(route: str, params: list[str], city, whose: str) -> str:
         # A statement is a provider's month, the finance pages' (not a region's).
         "statement_id": city["statement"].pk,
         "export_id": city["export"].pk,
+        # A care visit is its senior's (/visits/records/<id>/close-urgent/).
+        "record_id": city["records"][whose].pk,
     }
     unknown = set(params) - set(values)
     assert not unknown, f"the scope walk does not know what {unknown} of {route} stand for: teach it"
@@ -166,9 +179,17 @@ READ_ONLY_REFUSED = {
     "registry-override-set",
     "registry-override-end",
     "voucher-reissue",
+    "carevisits-record",
+    "carevisits-pair",
+    "carevisits-close-urgent",
 }
 # (a reissue posted without a reason goes back to the senior's page with the message)
-REDIRECTING = {"registry-import-annotated", "registry-import-confirm", "voucher-reissue"}
+REDIRECTING = {
+    "registry-import-annotated",
+    "registry-import-confirm",
+    "voucher-reissue",
+    "carevisits-close-urgent",
+}
 # A form posted empty (the walk posts no data) comes back with its errors.
 EMPTY_FORM_REFUSED = {"registry-override-set", "registry-override-end"}
 
@@ -182,7 +203,7 @@ def expected_when_allowed(name: str, role: str) -> int:
 
 
 def scoped(params) -> bool:
-    return bool({"senior_id", "job_id", "user_id", "voucher_id", "community_id"} & set(params))
+    return bool({"senior_id", "job_id", "user_id", "voucher_id", "community_id", "record_id"} & set(params))
 
 
 def test_every_url_is_walked_and_none_is_forgotten(city):

@@ -148,9 +148,17 @@ def test_the_header_shows_who_is_signed_in_on_every_page(client, role_users):
 def expected_links(role: str) -> set[str]:
     settlement = {url_or_none("billing-periods")} - {None}
     return {
-        "bureau": {"/registry/", "/policies/", "/providers/", "/accounts/", "/api/docs/", *settlement},
-        "officer": {"/registry/"},
-        "worker": {"/registry/"},
+        "bureau": {
+            "/registry/",
+            "/policies/",
+            "/providers/",
+            "/accounts/",
+            "/api/docs/",
+            "/visits/",
+            *settlement,
+        },
+        "officer": {"/registry/", "/visits/"},
+        "worker": {"/registry/", "/visits/"},
         # A manager's links: their provider and its team (each address leads to their own provider's),
         # and their own provider's monthly statements
         "provider": {

@@ -1,0 +1,5 @@
+from config.errors import DomainError
+
+
+class CareVisitError(DomainError):
+    """A refusal of the care-visits app (requirements, pairings, visit records)."""
