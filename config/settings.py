@@ -98,6 +98,10 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 DATABASE_PREPARED_STATEMENTS = env.bool("DATABASE_PREPARED_STATEMENTS", default=True)
 
 REDIS_URL = env("REDIS_URL", default="")
+# Every Redis client (the cache, the rate limits, Celery's enqueueing) gives up within these: Redis
+# is a helper, and a hung one must not hang a scan or a page.
+REDIS_CONNECT_TIMEOUT = env.float("REDIS_CONNECT_TIMEOUT", default=0.3)
+REDIS_TIMEOUT = env.float("REDIS_TIMEOUT", default=0.3)
 if REDIS_URL:
     CACHES = {
         "default": {
@@ -106,14 +110,15 @@ if REDIS_URL:
             "KEY_PREFIX": env("CACHE_KEY_PREFIX", default="homecare"),
             # Redis is a helper (rate limits, counters): a hung one must not hang a scan. Its
             # users fail open when a call fails, which these make happen within a fraction of a second.
-            "OPTIONS": {
-                "socket_connect_timeout": env.float("REDIS_CONNECT_TIMEOUT", default=0.3),
-                "socket_timeout": env.float("REDIS_TIMEOUT", default=0.3),
-            },
+            "OPTIONS": {"socket_connect_timeout": REDIS_CONNECT_TIMEOUT, "socket_timeout": REDIS_TIMEOUT},
         }
     }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# After a cache failure this process leaves the cache alone this many seconds (its users fail open
+# at once instead of each waiting for a timeout), and logs a kind of failure once per interval.
+REDIS_RETRY_SECONDS = env.float("REDIS_RETRY_SECONDS", default=5)
+REDIS_LOG_INTERVAL_SECONDS = env.float("REDIS_LOG_INTERVAL_SECONDS", default=60)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -17,6 +17,7 @@ from django.utils.translation import gettext_lazy as _
 from djmoney.money import Money
 
 from config.months import first_day, next_month
+from config.resilience import cache_call
 from config.roles import BUREAU, REGION_ROLES, roles_of
 from eligibility import conditions
 from eligibility.errors import EligibilityError
@@ -129,11 +130,7 @@ FINISHED_IMPORT_STATES = (ImportJob.State.DONE, ImportJob.State.CHECKED, ImportJ
 def cached_progress(key: str, *, log, what: str):
     """What a running job last put in the cache under `key`, or None: the cache is a helper
     (Redis may be down), so its failure is logged and the page's bar simply waits."""
-    try:
-        return cache.get(key)
-    except Exception:  # any cache failure: the bar waits, the job goes on
-        log.warning("%s: progress could not be read from the cache", what, exc_info=True)
-        return None
+    return cache_call(f"progress of {what.split()[0]}", lambda: cache.get(key), default=None)
 
 
 def import_progress_key(job_id: int) -> str:

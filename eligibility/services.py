@@ -13,6 +13,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from config.months import first_day, local_date, next_month
+from config.resilience import cache_call
 from config.roles import OFFICER, WORKER, roles_of
 from eligibility import conditions, default_policy, policy_sql
 from eligibility.conditions import age_on
@@ -923,10 +924,8 @@ IMPORT_PROGRESS_SECONDS = 24 * 3600  # how long the cache keeps a job's progress
 def record_progress(key: str, value, *, seconds: int, log, what: str) -> None:
     """Keep a running job's progress in the cache for the page's bar (`selectors.cached_progress`
     reads it). The cache may be Redis: its failure is logged and never fails the job."""
-    try:
-        cache.set(key, value, seconds)
-    except Exception:  # any cache failure: the job goes on without a progress bar
-        log.warning("%s: progress could not be written to the cache", what, exc_info=True)
+    # Any cache failure: the job goes on without a progress bar (config.resilience logs it).
+    cache_call(f"progress of {what.split()[0]}", lambda: cache.set(key, value, seconds), default=None)
 
 
 def record_import_progress(*, job_id: int, done: int, total: int) -> None:
