@@ -154,6 +154,21 @@ def import_progress(*, job: ImportJob) -> tuple[int, int]:
     return min(done, total), total
 
 
+def waits_for_task_service(job) -> bool:
+    """True for a queued import or evaluation whose task could not be sent yet (the broker, Redis,
+    is down): it is kept and starts when the broker is back, and the page says so."""
+    from outbox.selectors import waiting_for_broker
+
+    if job.state != job.State.QUEUED:
+        return False
+    task = (
+        "eligibility.tasks.run_import_job"
+        if isinstance(job, ImportJob)
+        else "eligibility.tasks.run_evaluation"
+    )
+    return waiting_for_broker(task=task, args=[job.pk])
+
+
 def import_jobs_visible_to(user) -> QuerySet[ImportJob]:
     """The imports a user may see, newest first, without their workbooks (deferred: they are
     large): the whole city's for those who see the whole city, else their own uploads."""
