@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from tests.eligibility.conftest import bureau, default_policy  # noqa: F401 - a bureau user, the policy
 from tests.vouchers.conftest import world  # noqa: F401 - the voucher tests' small world
 
 

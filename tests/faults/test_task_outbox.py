@@ -14,7 +14,6 @@ from eligibility import services
 from eligibility.models import EvaluationRun
 from outbox.models import OutboxTask
 from outbox.services import send_pending
-from tests.eligibility.conftest import bureau, default_policy  # noqa: F401
 
 QUEUE = "homecare"
 
@@ -39,7 +38,7 @@ def test_a_task_asked_for_while_the_broker_fails_is_kept_and_sent_when_it_is_bac
     broker,
     fault,
     default_policy,
-    django_capture_on_commit_callbacks,  # noqa: F811
+    django_capture_on_commit_callbacks,
 ):
     # given a broker that is down (nothing listens) or hung (SIGSTOP)
     if fault == "frozen":
@@ -95,7 +94,7 @@ def test_a_task_asked_for_while_the_broker_fails_is_kept_and_sent_when_it_is_bac
     print(f"\nbroker {fault}: asking took {took:.3f} s; sent when it was back")
 
 
-def test_the_page_of_a_run_waiting_for_the_broker_says_so(client, bureau):  # noqa: F811
+def test_the_page_of_a_run_waiting_for_the_broker_says_so(client, bureau):
     # given a run whose task the broker refused
     run = EvaluationRun.objects.create(as_of=timezone.localdate(), started_by=bureau)
     OutboxTask.objects.create(task="eligibility.tasks.run_evaluation", args=[run.pk], attempts=1)
