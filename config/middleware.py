@@ -1,11 +1,13 @@
 """Pages that say "not found" the same way in every mode, the Content-Security-Policy, and the
 browser's middleware kept off the scanner's API requests."""
 
+import logging
 from functools import wraps
 
 from django.contrib.auth import middleware as auth_middleware
 from django.contrib.messages import middleware as messages_middleware
 from django.contrib.sessions import middleware as sessions_middleware
+from django.db import InterfaceError, OperationalError
 from django.http import Http404
 from django.middleware import csrf
 
@@ -129,3 +131,37 @@ class FriendlyNotFoundMiddleware:
 
             return not_found(request, exception)
         return None
+
+
+_log = logging.getLogger("config.database")
+
+# How long a client is asked to wait before sending again after the database went away.
+DATABASE_RETRY_AFTER_SECONDS = 3
+
+
+def database_unavailable(request, exception) -> object | None:
+    """A retryable 503 for a request that failed because the database connection failed (a
+    PostgreSQL restart killed it, a failover, a lock timeout): JSON `service_unavailable` under
+    /api/, a plain page elsewhere. None for any other exception."""
+    if not isinstance(exception, OperationalError | InterfaceError):
+        return None
+    from config.views import service_unavailable
+
+    return service_unavailable(request, retry_after=DATABASE_RETRY_AFTER_SECONDS)
+
+
+class DatabaseUnavailableMiddleware:
+    """Turns a view's database connection failure into a retryable 503 (`database_unavailable`);
+    failures outside a view reach `config.views.server_error`, which does the same."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        response = database_unavailable(request, exception)
+        if response is not None:
+            _log.warning("database unavailable for %s %s: %r", request.method, request.path, exception)
+        return response

@@ -61,6 +61,7 @@ MIDDLEWARE = [
     "config.middleware.MessageMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
     "config.middleware.FriendlyNotFoundMiddleware",
+    "config.middleware.DatabaseUnavailableMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -93,6 +94,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+    # A kept connection is checked before a request reuses it: after a PostgreSQL restart the
+    # first request of each worker reconnects instead of failing on the dead connection.
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # The scanner's hot statements are prepared once per database connection (config.orm). Behind a
 # connection pooler in transaction mode (PgBouncer) set 0.

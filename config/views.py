@@ -1,6 +1,7 @@
 """Project-level pages: sign-in, sign-out, the home page of each role, and error handlers."""
 
 import hashlib
+import sys
 from dataclasses import dataclass
 
 from django.contrib.auth import views as auth_views
@@ -176,7 +177,22 @@ def csrf_failure(request, reason=""):
     return render(request, "403_csrf.html", status=403)
 
 
+def service_unavailable(request, *, retry_after: int):
+    if request.path.startswith("/api/"):
+        return api.json_service_unavailable(request, retry_after=retry_after)
+    # No request context: the database is what failed, and the header would query it.
+    response = render(None, "503.html", status=503)
+    response["Retry-After"] = str(retry_after)
+    return response
+
+
 def server_error(request):
+    from config.middleware import database_unavailable
+
+    # A failure outside a view (the session or the user read in a middleware) lands here.
+    unavailable = database_unavailable(request, sys.exc_info()[1])
+    if unavailable is not None:
+        return unavailable
     if request.path.startswith("/api/"):
         return api.json_server_error(request)
     # No request context: the failure may be the database, which the header would query.
