@@ -70,7 +70,7 @@ class AuthTokenView(APIView):
             username=data.validated_data["username"],
             password=data.validated_data["password"],
             device_name=data.validated_data["device_name"],
-            request=request,
+            request=request._request,  # Django's own: the lockout flags it and reads its address
         )
         return Response(
             {
