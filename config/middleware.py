@@ -165,3 +165,55 @@ class DatabaseUnavailableMiddleware:
         if response is not None:
             _log.warning("database unavailable for %s %s: %r", request.method, request.path, exception)
         return response
+
+
+# Where a signed-in user who still owes the second factor may go: signing in and out, the second
+# factor's own pages, the language switch, static files and the senior's page (no sign-in).
+SECOND_FACTOR_OPEN_PREFIXES = (
+    "/login/",
+    "/logout/",
+    "/otp/",
+    "/i18n/",
+    "/static/",
+    "/admin/login/",
+    "/admin/logout/",
+    "/v/",
+)
+
+
+class SecondFactorMiddleware:
+    """Sends a signed-in finance, bureau or superuser account that has not given its second factor
+    in this session to the page that asks for it (or enrols it), and keeps such sessions to a
+    working day idle (config.second_factor). Under /api/ a session answers JSON 403
+    `second_factor_required`; a device's API request (a staff phone) never has a session."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        from config import second_factor
+
+        user = getattr(request, "user", None)
+        if user is None or not user.is_authenticated or not second_factor.requires_second_factor(user):
+            return self.get_response(request)
+        request._roles = second_factor.roles_of(user)  # read once: config.views reuses it
+        second_factor.keep_session_alive(request)
+        if user.is_verified() or request.path_info.startswith(SECOND_FACTOR_OPEN_PREFIXES):
+            return self.get_response(request)
+        return self.refuse(request)
+
+    @staticmethod
+    def refuse(request):
+        from django.http import JsonResponse
+        from django.shortcuts import redirect
+        from django.urls import reverse
+        from django.utils.http import urlencode
+        from django.utils.translation import gettext as _
+
+        from config.api import error_body
+
+        if request.path_info.startswith("/api/"):
+            detail = _("Give your second factor on the sign-in page first.")
+            return JsonResponse(error_body("second_factor_required", detail), status=403)
+        back_to = request.get_full_path() if request.method == "GET" else "/"
+        return redirect(f"{reverse('otp-verify')}?{urlencode({'next': back_to})}")

@@ -41,6 +41,9 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "simple_history",
     "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "outbox",
     "eligibility",
     "providers",
@@ -61,6 +64,9 @@ MIDDLEWARE = [
     "config.middleware.CsrfViewMiddleware",
     "config.middleware.AuthenticationMiddleware",
     "config.middleware.MessageMiddleware",
+    # The second factor (config.second_factor): who gave it this session, and who still owes it.
+    "django_otp.middleware.OTPMiddleware",
+    "config.middleware.SecondFactorMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
     "config.middleware.FriendlyNotFoundMiddleware",
     "config.middleware.DatabaseUnavailableMiddleware",
@@ -149,6 +155,11 @@ AXES_CLIENT_IP_CALLABLE = "config.signin.client_address"
 AXES_USERNAME_CALLABLE = "config.signin.username_of"
 AXES_LOCKOUT_CALLABLE = "config.signin.lockout_response"
 AXES_VERBOSE = False
+# A second factor (TOTP, django-otp) for finance, bureau and superusers (config.second_factor).
+OTP_TOTP_ISSUER = env("OTP_TOTP_ISSUER", default="居家养老服务券")
+SECOND_FACTOR_SESSION_IDLE_HOURS = env.float("SECOND_FACTOR_SESSION_IDLE_HOURS", default=8)
+# The demo's logins (make run) skip it, and only with DEBUG on.
+SECOND_FACTOR_SKIP_USERNAMES = ["bureau", "finance", "finance2"] if DEBUG else []
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"

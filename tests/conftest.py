@@ -4,6 +4,7 @@ import uuid
 
 import pytest
 from django.core.cache import cache
+from django.test import Client
 from rest_framework.test import APIClient
 
 from config import resilience
@@ -21,3 +22,19 @@ def own_cache_keys(monkeypatch):
 def api_client() -> APIClient:
     """An unauthenticated API client; tests add credentials themselves."""
     return APIClient()
+
+
+@pytest.fixture(autouse=True)
+def force_login_gives_the_second_factor(monkeypatch):
+    """`client.force_login(user)` signs a finance, bureau or superuser account in with its second
+    factor too, as the sign-in page and the code page do together; tests of the second factor
+    itself sign in with `client.login` or the page."""
+    from tests.second_factor import verify_session
+
+    original = Client.force_login
+
+    def force_login(self, user, backend=None):
+        original(self, user, backend)
+        verify_session(self, user)
+
+    monkeypatch.setattr(Client, "force_login", force_login)
