@@ -59,7 +59,7 @@ class AuthTokenView(APIView):
             201: TokenResponseSerializer,
             400: ErrorSerializer,
             401: ErrorSerializer,
-            403: ErrorSerializer,
+            429: ErrorSerializer,  # the sign-in lockout (config.signin) or the rate limit
         },
         summary="Sign a scanning device in (staff username and password → device token)",
     )

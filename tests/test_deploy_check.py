@@ -25,6 +25,7 @@ PRODUCTION = {
 def run_check(extra: dict) -> subprocess.CompletedProcess:
     env = {key: value for key, value in os.environ.items() if key not in PRODUCTION}
     env.pop("SECURE_COOKIES", None)
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)  # the browser tests' own, never a deployment's
     env.update(PRODUCTION, DJANGO_SETTINGS_MODULE="config.settings", **extra)
     env.setdefault("VOUCHER_SIGNING_KEY", os.environ["VOUCHER_SIGNING_KEY"])  # set by settings_test
     return subprocess.run(
