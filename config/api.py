@@ -133,6 +133,26 @@ def json_server_error(request):
     return JsonResponse(error_body("server_error", detail, recorded=None), status=500)
 
 
+def json_service_unavailable(request, *, retry_after: int):
+    """The database went away under this request (a restart, a failover): retryable. Like a 500 it
+    says "recorded" only after a commit, and otherwise that sending it again is safe."""
+    if getattr(request, RECORDED, False):
+        detail = _(
+            "Your request was recorded, but the service became unavailable before answering. Do not "
+            "scan again: the recent list shows the record."
+        )
+        recorded = True
+    else:
+        detail = _(
+            "The service is briefly unavailable. Send the request again in a few seconds with the same "
+            "idempotency key: it is never recorded twice."
+        )
+        recorded = None
+    response = JsonResponse(error_body("service_unavailable", detail, recorded=recorded), status=503)
+    response["Retry-After"] = str(retry_after)
+    return response
+
+
 def json_csrf_failure(request, reason=""):
     return JsonResponse(
         error_body("not_permitted", _("The request was refused: its CSRF token is missing or wrong.")),

@@ -23,6 +23,11 @@ app.conf.beat_schedule = {
         "task": "vouchers.tasks.issue_vouchers_for_current_month",
         "schedule": crontab(minute=30, hour=0, day_of_month="1"),
     },
+    # Tasks asked for while the broker was down wait in the database; send them once it is back.
+    "send-pending-tasks": {
+        "task": "outbox.tasks.send_pending_tasks",
+        "schedule": crontab(minute="*"),
+    },
     # A check-in never checked out closes as an exception for review once its maximum is past.
     "close-overdue-visits": {
         "task": "vouchers.tasks.close_overdue_visits",

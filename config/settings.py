@@ -5,6 +5,7 @@ shared cache. With DEBUG=1 and nothing else set, the app runs on an embedded SQL
 runs Celery tasks inline, which is what `make run` does.
 """
 
+import datetime as dt
 from pathlib import Path
 
 import environ
@@ -39,6 +40,11 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "simple_history",
+    "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
+    "outbox",
     "eligibility",
     "providers",
     "vouchers",
@@ -59,10 +65,20 @@ MIDDLEWARE = [
     "config.middleware.CsrfViewMiddleware",
     "config.middleware.AuthenticationMiddleware",
     "config.middleware.MessageMiddleware",
+    # The second factor (config.second_factor): who gave it this session, and who still owes it.
+    "django_otp.middleware.OTPMiddleware",
+    "config.middleware.SecondFactorMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
     "config.middleware.FriendlyNotFoundMiddleware",
+    "config.middleware.DatabaseUnavailableMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last: flags a locked-out sign-in (config.signin), whose view has already refused it.
+    "axes.middleware.AxesMiddleware",
 ]
+
+# Django looks for its CSRF middleware by name; ours is that class, skipped only for a device's
+# token-signed API requests (config.middleware, tests/test_deploy_check.py checks it stays so).
+SILENCED_SYSTEM_CHECKS = ["security.W003"]
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
@@ -93,12 +109,19 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+    # A kept connection is checked before a request reuses it: after a PostgreSQL restart the
+    # first request of each worker reconnects instead of failing on the dead connection.
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # The scanner's hot statements are prepared once per database connection (config.orm). Behind a
 # connection pooler in transaction mode (PgBouncer) set 0.
 DATABASE_PREPARED_STATEMENTS = env.bool("DATABASE_PREPARED_STATEMENTS", default=True)
 
 REDIS_URL = env("REDIS_URL", default="")
+# Every Redis client (the cache, the rate limits, Celery's enqueueing) gives up within these: Redis
+# is a helper, and a hung one must not hang a scan or a page.
+REDIS_CONNECT_TIMEOUT = env.float("REDIS_CONNECT_TIMEOUT", default=0.3)
+REDIS_TIMEOUT = env.float("REDIS_TIMEOUT", default=0.3)
 if REDIS_URL:
     CACHES = {
         "default": {
@@ -107,14 +130,15 @@ if REDIS_URL:
             "KEY_PREFIX": env("CACHE_KEY_PREFIX", default="homecare"),
             # Redis is a helper (rate limits, counters): a hung one must not hang a scan. Its
             # users fail open when a call fails, which these make happen within a fraction of a second.
-            "OPTIONS": {
-                "socket_connect_timeout": env.float("REDIS_CONNECT_TIMEOUT", default=0.3),
-                "socket_timeout": env.float("REDIS_TIMEOUT", default=0.3),
-            },
+            "OPTIONS": {"socket_connect_timeout": REDIS_CONNECT_TIMEOUT, "socket_timeout": REDIS_TIMEOUT},
         }
     }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# After a cache failure this process leaves the cache alone this many seconds (its users fail open
+# at once instead of each waiting for a timeout), and logs a kind of failure once per interval.
+REDIS_RETRY_SECONDS = env.float("REDIS_RETRY_SECONDS", default=5)
+REDIS_LOG_INTERVAL_SECONDS = env.float("REDIS_LOG_INTERVAL_SECONDS", default=60)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -122,6 +146,25 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# One lockout for the web, the admin and device sign-in, per username and per address
+# (config.signin, django-axes; kept in the database, so it holds with Redis down).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("SIGN_IN_FAILURE_LIMIT", default=10)
+AXES_COOLOFF_TIME = dt.timedelta(minutes=env.int("SIGN_IN_LOCKOUT_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "config.signin.client_address"
+AXES_USERNAME_CALLABLE = "config.signin.username_of"
+AXES_LOCKOUT_CALLABLE = "config.signin.lockout_response"
+AXES_VERBOSE = False
+# A second factor (TOTP, django-otp) for finance, bureau and superusers (config.second_factor).
+OTP_TOTP_ISSUER = env("OTP_TOTP_ISSUER", default="居家养老服务券")
+SECOND_FACTOR_SESSION_IDLE_HOURS = env.float("SECOND_FACTOR_SESSION_IDLE_HOURS", default=8)
+# The demo's logins (make run) skip it, and only with DEBUG on.
+SECOND_FACTOR_SKIP_USERNAMES = ["bureau", "finance", "finance2"] if DEBUG else []
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -160,7 +203,15 @@ DEFAULT_CURRENCY = "CNY"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=not DEBUG)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Behind the TLS proxy (which must send X-Forwarded-Proto): redirect plain HTTP to HTTPS, and
+# HSTS once the site is known to work over HTTPS (browsers remember it for SECURE_HSTS_SECONDS).
+SECURE_PROXY_SSL_HEADER = (
+    ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("SECURE_PROXY_SSL_HEADER", default=True) else None
+)
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 

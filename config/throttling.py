@@ -3,19 +3,18 @@
 DRF's own throttles read a list of timestamps, append and write it back, so concurrent requests
 each see the old list and more get through than the rate says (about 140 of "120/min"). Here
 each request is one `cache.incr` (Redis INCR, or the local-memory cache's lock): within a window
-no more than the rate pass, whatever the concurrency. A cache that fails (Redis down) fails open,
-with a warning in the log: Redis is a helper, never a reason to stop scanning.
+no more than the rate pass, whatever the concurrency. A cache that fails (Redis down or hung)
+fails open within its sub-second socket timeout, with a warning in the log once per interval
+(`config.resilience`): Redis is a helper, never a reason to stop scanning.
 """
 
-import logging
 import time
 
 from django.core.cache import cache, caches
 from django.core.cache.backends.redis import RedisCache
 from rest_framework.throttling import ScopedRateThrottle, SimpleRateThrottle
 
-logger = logging.getLogger("config.throttling")
-
+from config.resilience import cache_call
 
 # INCR, and on a window's first request EXPIRE: one command, atomic, in one round trip.
 _INCR_WITH_TTL = """
@@ -58,11 +57,10 @@ class ExactRateMixin:
         window = int(now // self.duration)
         self._wait = self.duration - (now % self.duration)
         window_key = f"{key}:{window}"
-        try:
-            count = _count(window_key, self.duration + 1)
-        except Exception:  # any cache failure: let the request through
-            logger.warning("rate limit %s not counted: the cache failed", self.scope, exc_info=True)
-            return True
+        # Any cache failure lets the request through (count 0).
+        count = cache_call(
+            f"rate limit {self.scope}", lambda: _count(window_key, self.duration + 1), default=0
+        )
         return count <= self.num_requests
 
     def wait(self):

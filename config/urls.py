@@ -3,13 +3,16 @@ from django.urls import include, path, re_path
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from config import views
+from config import second_factor_views, views
 from config.api import json_not_found
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("login/", views.LoginView.as_view(), name="login"),
     path("logout/", views.LogoutView.as_view(), name="logout"),
+    path("otp/", second_factor_views.verify, name="otp-verify"),
+    path("otp/setup/", second_factor_views.setup, name="otp-setup"),
+    path("otp/recovery-codes/", second_factor_views.recovery_codes, name="otp-recovery-codes"),
     path("admin/", admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -1,59 +1,38 @@
 """Project-level pages: sign-in, sign-out, the home page of each role, and error handlers."""
 
-import hashlib
+import sys
 from dataclasses import dataclass
 
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import AuthenticationForm
-from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.shortcuts import render
 from django.urls import NoReverseMatch, reverse
 from django.utils.functional import SimpleLazyObject
 from django.utils.translation import gettext_lazy as _
 
-from config import api
+from config import api, signin
 from config.roles import BUREAU, FINANCE, OFFICER, PROVIDER, ROLE_NAMES, STAFF, WORKER, roles_of
 
-SIGN_IN_FAILURE_LIMIT = 10
-SIGN_IN_LOCKOUT_SECONDS = 15 * 60
 
-
-class ThrottledAuthenticationForm(AuthenticationForm):
-    """Refuses a username after 10 wrong passwords in 15 minutes, whatever address they come from.
-
-    Counted in the shared cache under a hash of the username, so guessing a worker's password
-    from many addresses is as slow as from one, and the log of the cache holds no names.
-    """
-
-    def _failure_key(self) -> str:
-        username = (self.data.get("username") or "").strip().lower()
-        return "sign-in-failures:" + hashlib.sha256(username.encode()).hexdigest()
+class SignInForm(AuthenticationForm):
+    """Django's sign-in form, refused whole while the username or the address is locked out
+    (config.signin: too many failures), whatever the password."""
 
     def clean(self):
-        key = self._failure_key()
-        if cache.get(key, 0) >= SIGN_IN_FAILURE_LIMIT:
-            raise ValidationError(
-                _("Too many wrong passwords for this username; try again in 15 minutes."), code="rate_limited"
-            )
         try:
-            cleaned = super().clean()
+            return super().clean()
         except ValidationError:
-            cache.add(key, 0, SIGN_IN_LOCKOUT_SECONDS)
-            try:
-                cache.incr(key)
-            except ValueError:  # expired between add and incr
-                cache.set(key, 1, SIGN_IN_LOCKOUT_SECONDS)
+            if signin.is_locked_out(self.request):
+                raise ValidationError(signin.locked_message(), code="rate_limited") from None
             raise
-        cache.delete(key)
-        return cleaned
 
 
 class LoginView(auth_views.LoginView):
     template_name = "registration/login.html"
     redirect_authenticated_user = True
-    authentication_form = ThrottledAuthenticationForm
+    authentication_form = SignInForm
 
 
 class LogoutView(auth_views.LogoutView):
@@ -181,7 +160,22 @@ def csrf_failure(request, reason=""):
     return render(request, "403_csrf.html", status=403)
 
 
+def service_unavailable(request, *, retry_after: int):
+    if request.path.startswith("/api/"):
+        return api.json_service_unavailable(request, retry_after=retry_after)
+    # No request context: the database is what failed, and the header would query it.
+    response = render(None, "503.html", status=503)
+    response["Retry-After"] = str(retry_after)
+    return response
+
+
 def server_error(request):
+    from config.middleware import database_unavailable
+
+    # A failure outside a view (the session or the user read in a middleware) lands here.
+    unavailable = database_unavailable(request, sys.exc_info()[1])
+    if unavailable is not None:
+        return unavailable
     if request.path.startswith("/api/"):
         return api.json_server_error(request)
     # No request context: the failure may be the database, which the header would query.

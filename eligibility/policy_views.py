@@ -662,7 +662,8 @@ def _progress(run: EvaluationRun) -> dict:
 @_guard("eligibility.view_evaluationrun", NO_EVALUATION, whole_city=False)
 def evaluation_run(request, run_id: int):
     run = get_object_or_404(EvaluationRun.objects.select_related("started_by", "policy"), pk=run_id)
-    return render(request, "policies/run.html", {"run": run, "progress": _progress(run)})
+    context = {"run": run, "progress": _progress(run), "waiting": selectors.waits_for_task_service(run)}
+    return render(request, "policies/run.html", context)
 
 
 @require_GET

@@ -17,6 +17,7 @@ from django.utils.translation import gettext_lazy as _
 from djmoney.money import Money
 
 from config.months import first_day, next_month
+from config.resilience import cache_call
 from config.roles import BUREAU, REGION_ROLES, roles_of
 from eligibility import conditions
 from eligibility.errors import EligibilityError
@@ -129,11 +130,7 @@ FINISHED_IMPORT_STATES = (ImportJob.State.DONE, ImportJob.State.CHECKED, ImportJ
 def cached_progress(key: str, *, log, what: str):
     """What a running job last put in the cache under `key`, or None: the cache is a helper
     (Redis may be down), so its failure is logged and the page's bar simply waits."""
-    try:
-        return cache.get(key)
-    except Exception:  # any cache failure: the bar waits, the job goes on
-        log.warning("%s: progress could not be read from the cache", what, exc_info=True)
-        return None
+    return cache_call(f"progress of {what.split()[0]}", lambda: cache.get(key), default=None)
 
 
 def import_progress_key(job_id: int) -> str:
@@ -155,6 +152,21 @@ def import_progress(*, job: ImportJob) -> tuple[int, int]:
         return 0, job.total_rows
     done, total = value
     return min(done, total), total
+
+
+def waits_for_task_service(job) -> bool:
+    """True for a queued import or evaluation whose task could not be sent yet (the broker, Redis,
+    is down): it is kept and starts when the broker is back, and the page says so."""
+    from outbox.selectors import waiting_for_broker
+
+    if job.state != job.State.QUEUED:
+        return False
+    task = (
+        "eligibility.tasks.run_import_job"
+        if isinstance(job, ImportJob)
+        else "eligibility.tasks.run_evaluation"
+    )
+    return waiting_for_broker(task=task, args=[job.pk])
 
 
 def import_jobs_visible_to(user) -> QuerySet[ImportJob]:

@@ -13,6 +13,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from config.months import first_day, local_date, next_month
+from config.resilience import cache_call
 from config.roles import OFFICER, WORKER, roles_of
 from eligibility import conditions, default_policy, policy_sql
 from eligibility.conditions import age_on
@@ -45,6 +46,7 @@ from eligibility.selectors import (
     policy_in_force,
 )
 from eligibility.signals import senior_left
+from outbox import services as outbox
 
 # The facts the rules read (DESIGN.md §4.1 and §4.4): enumerations and yes/no flags.
 CHOICE_FACTS = ("living_arrangement", "self_care")
@@ -851,18 +853,9 @@ def start_evaluation(*, as_of: dt.date, by=None, job: str = "") -> EvaluationRun
     run = EvaluationRun.objects.create(as_of=as_of, started_by=by, job=job[:80])
     from eligibility.tasks import run_evaluation  # the tasks module imports this one
 
-    def queue():
-        try:
-            run_evaluation.delay(run.pk)
-        except Exception:  # the broker is down: the run says so instead of waiting for ever
-            _log.exception("evaluation %s could not be queued", run.pk)
-            EvaluationRun.objects.filter(pk=run.pk, state=EvaluationRun.State.QUEUED).update(
-                state=EvaluationRun.State.FAILED,
-                error="not queued: the task broker is unavailable",
-                finished_at=timezone.now(),
-            )
-
-    transaction.on_commit(queue)
+    # Through the outbox: with the broker down the run stays queued (the page says why) and
+    # starts when the broker is back.
+    outbox.enqueue(run_evaluation, run.pk)
     return run
 
 
@@ -871,9 +864,11 @@ def finish_evaluation(*, run_id: int) -> EvaluationRun:
     cache (the evaluation is one transaction, invisible until it commits); its outcome, or the
     reason it failed, to the run."""
     run = EvaluationRun.objects.get(pk=run_id)
-    if run.state not in (EvaluationRun.State.QUEUED, EvaluationRun.State.RUNNING):
+    # Taken by one worker only: a task the outbox sent twice (a rare crash) finds it taken.
+    if not EvaluationRun.objects.filter(pk=run.pk, state=EvaluationRun.State.QUEUED).update(
+        state=EvaluationRun.State.RUNNING
+    ):
         return run
-    EvaluationRun.objects.filter(pk=run.pk).update(state=EvaluationRun.State.RUNNING)
     key = evaluation_progress_key(run.pk)
 
     def progress(step, steps):
@@ -923,10 +918,8 @@ IMPORT_PROGRESS_SECONDS = 24 * 3600  # how long the cache keeps a job's progress
 def record_progress(key: str, value, *, seconds: int, log, what: str) -> None:
     """Keep a running job's progress in the cache for the page's bar (`selectors.cached_progress`
     reads it). The cache may be Redis: its failure is logged and never fails the job."""
-    try:
-        cache.set(key, value, seconds)
-    except Exception:  # any cache failure: the job goes on without a progress bar
-        log.warning("%s: progress could not be written to the cache", what, exc_info=True)
+    # Any cache failure: the job goes on without a progress bar (config.resilience logs it).
+    cache_call(f"progress of {what.split()[0]}", lambda: cache.set(key, value, seconds), default=None)
 
 
 def record_import_progress(*, job_id: int, done: int, total: int) -> None:
@@ -965,7 +958,7 @@ def start_import(*, data: bytes, filename: str, user, dry_run: bool) -> ImportJo
         return finish_import_job(job_id=job.pk)
     from eligibility.tasks import run_import_job  # the tasks module imports this one
 
-    transaction.on_commit(lambda: run_import_job.delay(job.pk))
+    outbox.enqueue(run_import_job, job.pk)  # sent on commit, or when the broker is back
     return job
 
 

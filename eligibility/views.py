@@ -800,7 +800,7 @@ def import_job(request, job_id: int):
     context = {"job": job, "running": running}
     if running:
         done, total = selectors.import_progress(job=job)
-        context.update(done=done, total=total)
+        context.update(done=done, total=total, waiting=selectors.waits_for_task_service(job))
     else:
         context["report"] = importer.ImportReport.from_json(job.report)
     return render(request, "registry/import_job.html", context)

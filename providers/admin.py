@@ -2,11 +2,13 @@
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
 from django.utils.translation import gettext_lazy as _
 from stdnum.cn import uscc
 from stdnum.exceptions import ValidationError as StdnumValidationError
 
-from config.admin import ReadOnlyAdmin
+from config.admin import ModelAdmin, PostedSearchMixin, ReadOnlyAdmin
 from providers.models import (
     Contract,
     ContractItem,
@@ -34,7 +36,7 @@ class ProviderForm(forms.ModelForm):
             ) from None
 
 
-class SuperuserWritesAdmin(admin.ModelAdmin):
+class SuperuserWritesAdmin(ModelAdmin):
     """The bureau changes these on /providers/ (through the services, with their checks and
     audit); here only a superuser repairs them."""
 
@@ -89,7 +91,7 @@ class ContractAdmin(SuperuserWritesAdmin):
 
 
 @admin.register(StaffMember)
-class StaffMemberAdmin(admin.ModelAdmin):
+class StaffMemberAdmin(ModelAdmin):
     list_display = ["display_name", "employee_number", "provider", "user", "is_active"]
     list_filter = ["is_active", "provider"]
     search_fields = ["display_name", "employee_number", "user__username"]
@@ -122,3 +124,12 @@ class DeviceAdmin(ReadOnlyAdmin):
         self.message_user(
             request, _("%(count)s devices revoked.") % {"count": len(queryset)}, messages.SUCCESS
         )
+
+
+# Django's user admin, with the project's POSTed search (config.admin.PostedSearchMixin).
+admin.site.unregister(get_user_model())
+
+
+@admin.register(get_user_model())
+class AccountAdmin(PostedSearchMixin, UserAdmin):
+    pass

@@ -59,7 +59,7 @@ class AuthTokenView(APIView):
             201: TokenResponseSerializer,
             400: ErrorSerializer,
             401: ErrorSerializer,
-            403: ErrorSerializer,
+            429: ErrorSerializer,  # the sign-in lockout (config.signin) or the rate limit
         },
         summary="Sign a scanning device in (staff username and password → device token)",
     )
@@ -70,7 +70,7 @@ class AuthTokenView(APIView):
             username=data.validated_data["username"],
             password=data.validated_data["password"],
             device_name=data.validated_data["device_name"],
-            request=request,
+            request=request._request,  # Django's own: the lockout flags it and reads its address
         )
         return Response(
             {

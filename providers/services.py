@@ -18,6 +18,7 @@ from stdnum.exceptions import InvalidChecksum, InvalidFormat, InvalidLength
 from stdnum.exceptions import ValidationError as StdnumValidationError
 
 from billing import pricing
+from config import signin
 from config.roles import OFFICER, PROVIDER_ROLES, REGION_ROLES, ROLE_NAMES, STAFF, WORKER, roles_of
 from eligibility.errors import EligibilityError
 from eligibility.normalise import normalise_phone, normalise_text
@@ -43,6 +44,14 @@ def _active_staff_member(user) -> StaffMember:
     return staff
 
 
+def is_active_staff(user) -> bool:
+    try:
+        _active_staff_member(user)
+    except ProviderError:
+        return False
+    return True
+
+
 @transaction.atomic
 def register_device(*, user, name: str = "") -> tuple[Device, str]:
     """Give a staff member's phone its own token. Returns the device and the raw token, once.
@@ -66,13 +75,25 @@ def sign_in_device(
 ) -> tuple[Device, str]:
     """Check a staff member's password and register the device they sign in from.
 
-    Refuses `not_authenticated` for wrong credentials (without saying which part was wrong) and
-    `not_permitted` for accounts that are not active staff.
+    Refuses `not_authenticated` alike for a wrong password, an unknown username and an account
+    that is not active staff of an active provider (the superuser's included): the answer is no
+    oracle for passwords. Each refusal counts towards the sign-in lockout (config.signin); while
+    the username or the address is locked out, every try is refused `rate_limited`.
+    `request` is Django's HttpRequest (the lockout reads its address).
     """
     user = authenticate(request, username=username, password=password)
+    if user is not None and not is_active_staff(user):
+        signin.count_failure(request, username)
+        user = None
     if user is None:
+        if signin.is_locked_out(request):
+            raise ProviderError(
+                "rate_limited", signin.locked_message(), extra={"retry_after": signin.lockout_seconds()}
+            )
         raise ProviderError("not_authenticated", _("The username or password is wrong."))
-    return register_device(user=user, name=device_name)
+    registered = register_device(user=user, name=device_name)
+    signin.count_success(request, user)
+    return registered
 
 
 @transaction.atomic

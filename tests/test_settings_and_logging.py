@@ -29,6 +29,37 @@ def test_an_id_card_number_is_masked_to_its_last_four_characters():
     assert redacted == f"registered senior **************{ID_NUMBER[-4:]} in 保俶社区"
 
 
+@pytest.mark.parametrize(
+    "template",
+    [
+        "id={}abc",  # followed by letters
+        '{{"id_card_number": "{}"}}',  # in JSON
+        "q={}&page=2",  # a query string
+        "senior:{}:refused",
+        "身份证号{}已登记",
+    ],
+)
+def test_a_number_is_masked_wherever_it_stands(template):
+    redacted = redact_id_card_numbers(template.format(ID_NUMBER))
+    assert ID_NUMBER not in redacted and ID_NUMBER[:14] not in redacted
+    assert ID_NUMBER[-4:] in redacted
+
+
+def test_a_url_encoded_number_is_masked():
+    encoded = "".join(f"%3{digit}" for digit in ID_NUMBER[:17]) + ID_NUMBER[17]
+    redacted = redact_id_card_numbers(f"GET /admin/?q={encoded} 200")
+    assert ID_NUMBER[:14] not in redacted and "%31%31" not in redacted.replace("%3", "")
+    assert "**************" in redacted
+
+
+@pytest.mark.parametrize("phone", ["13912345678", "+8613912345678", "tel:18600001111;"])
+def test_a_mobile_phone_is_masked_to_its_first_three_and_last_four(phone):
+    redacted = redact_id_card_numbers(f"callback {phone} noted")
+    digits = phone[-11:] if phone[-1].isdigit() else phone[4:15]
+    assert digits not in redacted
+    assert f"{digits[:3]}****{digits[-4:]}" in redacted
+
+
 def test_an_id_ending_in_x_is_masked_too():
     number = "11010519491231002X"
     assert redact_id_card_numbers(f"id={number}") == "id=**************002X"
@@ -37,7 +68,7 @@ def test_an_id_ending_in_x_is_masked_too():
 @pytest.mark.parametrize(
     "text",
     [
-        "phone 13912345678",  # 11 digits
+        "landline 057187654321",  # 12 digits, not a mobile
         "old 15-digit ID 330106450301001",
         "17 digits 33010619450301001",
         "a 19-digit bank card 6222021234567890123",

@@ -8,7 +8,6 @@ same transaction.
 import datetime as dt
 import hashlib
 import ipaddress
-import logging
 import re
 from dataclasses import dataclass
 from decimal import Decimal
@@ -24,6 +23,7 @@ from djmoney.money import Money
 
 from billing import pricing
 from config.months import SHANGHAI, last_day, local_date, month_of, next_month
+from config.resilience import cache_call
 from eligibility.errors import EligibilityError
 from eligibility.models import Determination, Policy, Senior, Tier
 from eligibility.normalise import normalise_phone
@@ -1265,7 +1265,6 @@ def reissue_voucher(
 
 # --- Disputes: "this service did not happen", from the senior's page ----------------------------
 
-_dispute_log = logging.getLogger("vouchers.disputes")
 DISPUTE_NOTE_MAX = 500
 DISPUTES_PER_VOUCHER_PER_DAY = 5  # recorded disputes on one voucher in a day (Asia/Shanghai)
 DISPUTES_PER_CLIENT_PER_HOUR = 10  # recorded disputes from one client in the last hour
@@ -1298,16 +1297,16 @@ def _count_dispute_attempt(client_hash: str) -> int:
     """This client's tries this hour, this one included; 0 when the cache fails: Redis is a
     helper, so the dispute is still recorded (the database's limits hold) and the log says so."""
     key = f"vouchers:dispute-attempts:{client_hash}"
-    try:
+
+    def count() -> int:
         cache.add(key, 0, 3600)
         try:
             return cache.incr(key)
         except ValueError:  # expired between add and incr
             cache.set(key, 1, 3600)
             return 1
-    except Exception:  # any cache failure: fail open
-        _dispute_log.warning("dispute attempts could not be counted in the cache", exc_info=True)
-        return 0
+
+    return cache_call("dispute attempts", count, default=0)
 
 
 def _too_many_disputes():

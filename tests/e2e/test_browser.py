@@ -10,9 +10,11 @@ from pathlib import Path
 import pytest
 from django.utils import translation
 from django.utils.translation import gettext
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from config.roles import ROLE_NAMES
 from tests.e2e.conftest import PASSWORD, make_user
+from tests.second_factor import current_code
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -106,10 +108,27 @@ def test_on_a_phone_sign_in_switch_language_and_read_a_voucher(
     assert_fits_the_screen(page)
     page.screenshot(path=shots / "login-zh.png", full_page=True)
 
-    # When the bureau administrator signs in through the form
+    # When the bureau administrator signs in through the form, the first time
     page.get_by_label("用户名").fill("bureau")
     page.get_by_label("密码").fill(PASSWORD)
     page.get_by_role("button", name=t("Sign in")).click()
+
+    # Then they enrol their authenticator app: a QR code on a page that fits the phone
+    page.wait_for_url(f"{server.url}/otp/setup/*")
+    qr = page.get_by_role("img", name=t("QR code for the authenticator app"))
+    assert qr.is_visible() and qr.bounding_box()["width"] >= 200
+    assert_fits_the_screen(page)
+    page.screenshot(path=shots / "second-factor-setup-zh.png", full_page=True)
+    pending = TOTPDevice.objects.get(user=bureau_user, confirmed=False)
+    page.get_by_label(t("Verification code")).fill(current_code(pending))
+    page.get_by_role("button", name=t("Confirm")).click()
+
+    # And keep their ten recovery codes, shown once
+    page.wait_for_url(f"{server.url}/otp/recovery-codes/*")
+    assert page.locator("#recovery-codes li").count() == 10
+    assert_fits_the_screen(page)
+    page.screenshot(path=shots / "second-factor-codes-zh.png", full_page=True)
+    page.get_by_role("link", name=t("I have written them down; continue")).click()
 
     # Then the home page greets them by name and role, and fits the screen
     page.wait_for_url(f"{server.url}/")

@@ -8,8 +8,10 @@ Screenshots go to E2E_SCREENSHOT_DIR when set (to look at them), else to the tes
 from pathlib import Path
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.utils import translation
 
+from config.second_factor import requires_second_factor
 from eligibility.models import Senior
 from tests.e2e import test_browser
 from tests.e2e.conftest import PASSWORD
@@ -20,6 +22,7 @@ from tests.eligibility.test_pages import (
     give_voucher_and_services,
     one_good_one_bad,
 )
+from tests.second_factor import authenticator_of, current_code
 
 with translation.override("zh-hans"):
     MOVED_OUT = str(Senior.Status.MOVED_AWAY.label)  # 已迁出 (the status in context "senior status")
@@ -41,10 +44,18 @@ pytestmark = [
 
 
 def sign_in(page, live_server, username: str):
+    """Through the sign-in page; a finance, bureau or superuser account then gives the code of
+    its authenticator app (enrolled beforehand) on the second factor's page."""
+    user = get_user_model().objects.get(username=username)
+    device = authenticator_of(user) if requires_second_factor(user) else None
     page.goto(f"{live_server.url}/login/")
     page.get_by_label("用户名").fill(username)
     page.get_by_label("密码").fill(PASSWORD)
     page.get_by_role("button", name=t("Sign in")).click()
+    if device is not None:
+        page.wait_for_url(f"{live_server.url}/otp/*")
+        page.get_by_label(t("Verification code")).fill(current_code(device))
+        page.get_by_role("button", name=t("Continue")).click()
     page.wait_for_url(f"{live_server.url}/")
 
 
