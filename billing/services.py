@@ -37,6 +37,7 @@ from billing.models import Adjustment, SettlementExport, SettlementPeriod, State
 from billing.pricing import to_fen
 from config.months import format_month, last_day, local_date, month_bounds, month_of, next_month
 from config.roles import FINANCE, roles_of
+from outbox import services as outbox
 from vouchers.models import ClosedMonth, Redemption, RedemptionVoid
 from vouchers.month_locks import freeze_month_for_settlement, hold_month_for_write
 
@@ -510,7 +511,9 @@ def request_export(*, month: dt.date, user, provider_code: str | None = None) ->
         if export.rows_total > settings.EXPORT_INLINE_ROWS:
             from billing.tasks import run_settlement_export  # the tasks module imports this one
 
-            transaction.on_commit(lambda: run_settlement_export.delay(export.pk))
+            # Through the outbox: sent on commit, or when the broker is back (a task delivered
+            # twice finds its workbook taken).
+            outbox.enqueue(run_settlement_export, export.pk)
             return export
     return finish_export(export_id=export.pk)
 
