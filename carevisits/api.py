@@ -24,7 +24,7 @@ ERRORS = {code: ErrorSerializer for code in (400, 401, 403, 404, 409)}
 LIST_LIMIT = 200
 
 
-class VisitRequestSerializer(serializers.Serializer):
+class CareVisitRequestSerializer(serializers.Serializer):
     senior = serializers.IntegerField(min_value=1, help_text="The senior's id in the registry")
     outcome = serializers.ChoiceField(
         choices=VisitRecord.Outcome.choices, default=VisitRecord.Outcome.VISITED
@@ -42,7 +42,7 @@ class VisitRequestSerializer(serializers.Serializer):
     follow_up_on = serializers.DateField(required=False, allow_null=True, default=None)
 
 
-class VisitSerializer(serializers.Serializer):
+class CareVisitSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     senior = serializers.IntegerField(source="senior_id")
     outcome = serializers.CharField()
@@ -79,7 +79,7 @@ class DueSerializer(serializers.Serializer):
     last_home_visit = serializers.DateField(source="last_home", allow_null=True)
 
 
-class VisitListQuerySerializer(serializers.Serializer):
+class CareVisitListQuerySerializer(serializers.Serializer):
     senior = serializers.IntegerField(min_value=1, required=False, help_text="Only this senior's visits")
     month = serializers.RegexField(
         r"^(19|20)[0-9]{2}-(0[1-9]|1[0-2])$", required=False, help_text="YYYY-MM: only visits of this month"
@@ -88,13 +88,13 @@ class VisitListQuerySerializer(serializers.Serializer):
 
 class CareVisitsView(APIView):
     @extend_schema(
-        parameters=[VisitListQuerySerializer],
-        responses={200: VisitSerializer(many=True), **ERRORS},
+        parameters=[CareVisitListQuerySerializer],
+        responses={200: CareVisitSerializer(many=True), **ERRORS},
         summary="Care visits the caller may see, newest first (at most 200)",
     )
     def get(self, request):
         # A plain dict: a QueryDict would let "?month=" pass as "not given".
-        query = VisitListQuerySerializer(data=request.query_params.dict())
+        query = CareVisitListQuerySerializer(data=request.query_params.dict())
         query.is_valid(raise_exception=True)
         records = selectors.visits_visible_to(request.user).select_related("recorded_by")
         if "senior" in query.validated_data:
@@ -103,15 +103,15 @@ class CareVisitsView(APIView):
             month = parse_month(query.validated_data["month"])
             records = records.filter(visited_on__year=month.year, visited_on__month=month.month)
         records = records.order_by("-visited_at", "-id")[:LIST_LIMIT]
-        return Response(VisitSerializer(records, many=True).data)
+        return Response(CareVisitSerializer(records, many=True).data)
 
     @extend_schema(
-        request=VisitRequestSerializer,
-        responses={201: VisitSerializer, **ERRORS},
+        request=CareVisitRequestSerializer,
+        responses={201: CareVisitSerializer, **ERRORS},
         summary="Record a care visit, or a refusal of visits (outcome=declined, with notes)",
     )
     def post(self, request):
-        data = VisitRequestSerializer(data=request.data)
+        data = CareVisitRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = dict(data.validated_data)
         senior = values.pop("senior")
@@ -123,7 +123,7 @@ class CareVisitsView(APIView):
             **values,
         )
         mark_recorded(request)
-        return Response(VisitSerializer(record).data, status=status.HTTP_201_CREATED)
+        return Response(CareVisitSerializer(record).data, status=status.HTTP_201_CREATED)
 
 
 class MyVisitsView(APIView):

@@ -5,7 +5,7 @@ from django.contrib import admin, messages
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from config.admin import ReadOnlyAdmin
+from config.admin import ModelAdmin, ReadOnlyAdmin
 from eligibility import selectors
 from eligibility.errors import EligibilityError
 from eligibility.models import (
@@ -34,7 +34,7 @@ from eligibility.services import (
 
 
 @admin.register(Region)
-class RegionAdmin(admin.ModelAdmin):
+class RegionAdmin(ModelAdmin):
     list_display = ["code", "name", "name_en", "level", "parent", "contact_name", "contact_phone"]
     list_filter = ["level"]
     search_fields = ["code", "name", "name_en"]
@@ -73,7 +73,7 @@ class SeniorForm(forms.ModelForm):
 
 
 @admin.register(Senior)
-class SeniorAdmin(admin.ModelAdmin):
+class SeniorAdmin(ModelAdmin):
     """For a superuser's repairs; the daily registry is /registry/. Every write goes through
     `register_senior` / `update_senior` (so the history records it), every list through
     `visible_to`. Searches by ID-card number or phone belong to the registry's POSTed search:
@@ -170,7 +170,7 @@ class SeniorAdmin(admin.ModelAdmin):
 
 
 @admin.register(RegionScope)
-class RegionScopeAdmin(admin.ModelAdmin):
+class RegionScopeAdmin(ModelAdmin):
     list_display = ["user", "region", "assigned_by", "assigned_at"]
     search_fields = ["user__username", "region__name", "region__code"]
     list_select_related = ["user", "region", "assigned_by"]
@@ -218,7 +218,7 @@ class PolicyRuleInline(_DraftOnlyInline):
 
 
 @admin.register(Policy)
-class PolicyAdmin(admin.ModelAdmin):
+class PolicyAdmin(ModelAdmin):
     """For a superuser's repairs of a draft; the bureau's daily tool is /policies/. A published
     version is shown read-only: the database refuses any change of it."""
 
