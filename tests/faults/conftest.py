@@ -70,7 +70,8 @@ def own_redis():
                 pytest.fail("the test's own Redis did not start")
             time.sleep(0.05)
     yield redis
-    if process.poll() is None:
+    # The Redis the test ended with (a test may have started a new one on the same port).
+    if redis.process.poll() is None:
         redis.thaw()
         redis.stop()
 
