@@ -20,7 +20,7 @@ that its peak memory is its own):
 - `bare-xlsxwriter` (information only): the same rows through XlsxWriter's constant-memory mode,
   one `write_row` per row.
 
-It prints each run's seconds, peak resident memory (the child's ru_maxrss) and file size, and the
+It prints each run's seconds, peak resident memory and file size, and the
 medians. Targets (issue 10): ours no slower than bare, peak ≤ 300 MB. The peak is the child's
 VmHWM (Linux), its own high-water mark of resident memory.
 """
@@ -29,7 +29,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -40,7 +39,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.evaluate import build_city, on_a_throwaway_city, settle  # noqa: E402
+from bench.evaluate import build_city, on_a_throwaway_city, peak_rss_mb, settle  # noqa: E402
 from bench.postgres import connect, database_url, server_config, setup_django, show  # noqa: E402
 from bench.settle import MONTH, PROVIDERS, REDEMPTIONS_PER_SENIOR, SETTLED_AT, build_month  # noqa: E402
 
@@ -127,20 +126,10 @@ def child(args, config: dict, url: str) -> None:
             sheet.write_row(rows, 0, row)
         workbook.close()
     seconds = time.perf_counter() - started
-    peak_mb = peak_resident_mb()
+    peak_mb = peak_rss_mb()
     print(
         json.dumps({"seconds": seconds, "peak_mb": peak_mb, "rows": rows, "bytes": os.path.getsize(args.out)})
     )
-
-
-def peak_resident_mb() -> float:
-    """This process's peak resident memory since it started (VmHWM: unlike ru_maxrss, it is not
-    carried over from the parent across fork and exec)."""
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def run_child(kind: str, args, url: str, folder: str) -> dict:

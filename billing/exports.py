@@ -542,17 +542,20 @@ def _write_detail(workbook, styles, statements, *, month, provider_code, tiers, 
     return written
 
 
-def check_exportable(*, month: dt.date, provider_code: str | None) -> None:
+def check_exportable(*, month: dt.date, provider_code: str | None):
+    """Refuse a month that is not settled, or an unknown provider code; the provider, if any."""
     if selectors.settled_period(month=month) is None:
         raise BillingError(
             "period_not_settled",
             _("%(month)s has not been settled yet; settle it before exporting."),
             month=format_month(month),
         )
-    if provider_code and selectors.provider_by_code(code=provider_code) is None:
+    provider = selectors.provider_by_code(code=provider_code) if provider_code else None
+    if provider_code and provider is None:
         raise BillingError(
             "not_found", _("There is no provider with the code %(provider)s."), provider=provider_code
         )
+    return provider
 
 
 def export_settlement(

@@ -492,8 +492,7 @@ def request_export(*, month: dt.date, user, provider_code: str | None = None) ->
         provider = selectors.provider_by_id(provider_id=own) if own is not None else None
         if provider is None or provider_code != provider.code:
             raise BillingError("not_permitted", _("You may download only your own provider's statements."))
-    exports.check_exportable(month=month, provider_code=provider_code)
-    provider = selectors.provider_by_code(code=provider_code) if provider_code else None
+    provider = exports.check_exportable(month=month, provider_code=provider_code)
     with transaction.atomic():
         pending = (
             SettlementExport.objects.select_for_update()
